@@ -1,0 +1,51 @@
+"""Masked softmax and the additive (Yang et al. 2016) attention scorer (paper.md §1.4)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from attn_interp.models.initializers import torch_default_uniform
+
+
+def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    """Softmax over the valid items of each row.
+
+    scores: `[..., items]` (any value, even inf/NaN, at masked items); mask: bool `[..., items]`.
+    Returns `[..., items]` weights that sum to 1 over valid items, are exactly 0 at masked items,
+    and are all 0 (never NaN) in rows with no valid item.
+    """
+    mask = jnp.asarray(mask, dtype=bool)
+    if mask.shape != scores.shape:
+        raise ValueError(
+            f"masked_softmax: mask shape {mask.shape} must equal scores shape {scores.shape}."
+        )
+    safe_scores = jnp.where(mask, scores, 0.0)
+    weights = jax.nn.softmax(safe_scores, axis=-1, where=mask)
+    return jnp.where(mask, weights, 0.0)
+
+
+def weighted_sum(values: jax.Array, weights: jax.Array) -> jax.Array:
+    """Attention-weighted sum: values `[..., items, dim]`, weights `[..., items]` -> `[..., dim]`."""
+    return jnp.einsum("...n,...nd->...d", weights, values)
+
+
+class AdditiveAttention(nnx.Module):
+    """Scores s_i = c . tanh(W h_i + b), with W `[d, d]`, b `[d]` and c `[d]` (no bias).
+
+    Init follows PyTorch's default Linear init, as in the original code.
+    """
+
+    def __init__(self, dim: int, *, rngs: nnx.Rngs, param_dtype=jnp.float32):
+        init = torch_default_uniform(dim)
+        self.projection = nnx.Linear(
+            dim, dim, kernel_init=init, bias_init=init, param_dtype=param_dtype, rngs=rngs
+        )
+        self.context = nnx.Linear(
+            dim, 1, use_bias=False, kernel_init=init, param_dtype=param_dtype, rngs=rngs
+        )
+
+    def __call__(self, values: jax.Array) -> jax.Array:
+        """values `[..., items, dim]` -> unnormalised scores `[..., items]`."""
+        return self.context(jnp.tanh(self.projection(values)))[..., 0]
