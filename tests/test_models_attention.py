@@ -1,0 +1,102 @@
+"""Masked softmax, additive attention scorer and ModelConfig validation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from attn_interp.models import AdditiveAttention, ModelConfig, masked_softmax
+
+
+def _random_mask(rng, shape):
+    mask = rng.random(shape) < 0.6
+    mask[0] = False  # one row with no valid item
+    mask[1] = True  # one full row
+    return mask
+
+
+def _reference_masked_softmax(scores, mask):
+    out = np.zeros_like(scores)
+    for row in range(scores.shape[0]):
+        valid = mask[row]
+        if valid.any():
+            s = scores[row, valid]
+            e = np.exp(s - s.max())
+            out[row, valid] = e / e.sum()
+    return out
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_masked_softmax_matches_softmax_over_valid_subset(x64):
+    rng = np.random.default_rng(0)
+    dtype = np.float64 if x64 else np.float32
+    scores = (rng.normal(size=(9, 7)) * 5).astype(dtype)
+    mask = _random_mask(rng, scores.shape)
+    # Garbage at padded positions must not matter.
+    scores_with_junk = np.where(
+        mask, scores, np.array([np.inf, -np.inf, np.nan, 1e30])[rng.integers(0, 4, scores.shape)]
+    ).astype(dtype)
+    with jax.enable_x64(x64):
+        got = np.asarray(masked_softmax(jnp.asarray(scores_with_junk), jnp.asarray(mask)))
+    assert got.dtype == dtype
+    want = _reference_masked_softmax(scores.astype(np.float64), mask)
+    np.testing.assert_allclose(got, want, rtol=1e-12 if x64 else 1e-5, atol=1e-15 if x64 else 1e-7)
+    assert np.all(got[~mask] == 0.0)  # exact zeros at padding
+    assert np.all(got[0] == 0.0)  # empty row: zeros, never NaN
+    np.testing.assert_allclose(got[mask.any(1)].sum(1), 1.0, rtol=1e-6)
+
+
+def test_masked_softmax_gradients_are_finite_and_zero_at_padding():
+    rng = np.random.default_rng(1)
+    scores = jnp.asarray(rng.normal(size=(5, 6)).astype(np.float32))
+    mask = jnp.asarray(_random_mask(rng, scores.shape))
+    coeff = jnp.asarray(rng.normal(size=(5, 6)).astype(np.float32))
+    grad = jax.grad(lambda s: jnp.sum(masked_softmax(s, mask) * coeff))(scores)
+    assert np.all(np.isfinite(grad))
+    assert np.all(np.asarray(grad)[~np.asarray(mask)] == 0.0)
+
+
+def test_masked_softmax_rejects_mismatched_mask():
+    with pytest.raises(ValueError, match="mask shape"):
+        masked_softmax(jnp.zeros((2, 3)), jnp.ones((2, 4), bool))
+
+
+def test_additive_attention_matches_formula():
+    rng = np.random.default_rng(2)
+    layer = AdditiveAttention(6, rngs=nnx.Rngs(3))
+    values = rng.normal(size=(2, 5, 6)).astype(np.float32)
+    w = np.asarray(layer.projection.kernel[...])
+    b = np.asarray(layer.projection.bias[...])
+    c = np.asarray(layer.context.kernel[...])[:, 0]
+    want = np.tanh(values @ w + b) @ c
+    np.testing.assert_allclose(np.asarray(layer(jnp.asarray(values))), want, rtol=1e-5, atol=1e-6)
+    # PyTorch default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias included.
+    bound = 1 / np.sqrt(6)
+    for p in (w, b, c):
+        assert np.all(np.abs(p) <= bound) and np.any(np.abs(p) > bound / 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(arch="han_lstm"), "not a known architecture"),
+        (dict(arch="han_rnn", vocab_size=1), "at least 2"),
+        (dict(arch="han_rnn", num_classes=0), "positive int"),
+        (dict(arch="flan_conv", conv_widths=(3, 4)), "odd"),
+        (dict(arch="flan_conv", logit_dropout=1.0), r"\[0, 1\)"),
+        (dict(arch="flan_rnn", gru_hidden_bias="ones"), "gru_hidden_bias"),
+    ],
+)
+def test_model_config_rejects_bad_values(kwargs, match):
+    base = dict(vocab_size=10, num_classes=3)
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**{**base, **kwargs})
+
+
+def test_model_config_dimensions():
+    assert ModelConfig("han_rnn", 10, 2).attention_dim == 100
+    assert ModelConfig("flan_conv", 10, 2).attention_dim == 100
+    assert ModelConfig("han_noenc", 10, 2).attention_dim == 200
+    assert ModelConfig("flan_noenc", 10, 2, embed_dim=8).attention_dim == 8
+    assert ModelConfig("han_conv", 10, 2, conv_widths=[3, 5, 7], hidden=4).attention_dim == 12
