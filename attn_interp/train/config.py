@@ -1,0 +1,156 @@
+"""Training configuration and the paper's per-architecture defaults (paper.md §1.8).
+
+One frozen dataclass, `TrainConfig`, holds everything the training loop needs. The dropout rates
+belong to the model config; `Dropouts` carries the paper's values so that a launcher can copy them
+into the model config with `dataclasses.replace(model_cfg, **dataclasses.asdict(dropouts))`.
+`paper_preset(dataset, arch)` returns both, for the Yahoo rows by default and for the IMDB,
+Amazon and Yelp rows by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+ClipMode = Literal["norm", "value", "none"]
+CLIP_MODES: tuple[str, ...] = ("norm", "value", "none")
+FAMILIES: tuple[str, ...] = ("yahoo", "imdb", "amazon", "yelp")
+_ARCHS: tuple[str, ...] = (
+    "han_rnn",
+    "han_conv",
+    "han_noenc",
+    "flan_rnn",
+    "flan_conv",
+    "flan_noenc",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedule, batching and checkpointing settings of one training run.
+
+    learning_rate: initial Adam step size (halved on every epoch without improvement).
+    clip: "norm" = `optax.clip_by_global_norm(clip_threshold)`, "value" = element-wise
+      `optax.clip(clip_threshold)`, "none" = no clipping.
+    patience: stop after this many epochs without a new best validation accuracy.
+    lr_decay_factor / lr_decay_patience: reduce-on-plateau on validation accuracy (mode max).
+    max_tokens_per_batch: cap on padded length x documents per training batch (the paper's
+      "maximum_samples_per_batch"); padded length is words per sentence (HAN) or tokens (FLAN).
+    save_every_steps: also save a resumable checkpoint every this many optimizer steps (0 = only at
+      epoch ends).
+    """
+
+    learning_rate: float = 4e-4
+    epochs: int = 15
+    patience: int = 5
+    clip: ClipMode = "norm"
+    clip_threshold: float = 10.0
+    lr_decay_factor: float = 0.5
+    lr_decay_patience: int = 0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-8
+    batch_size: int = 64
+    max_tokens_per_batch: int = 1000
+    seed: int = 458
+    save_every_steps: int = 50
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.clip not in CLIP_MODES:
+            raise ValueError(f"TrainConfig.clip={self.clip!r}: use one of {CLIP_MODES}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"TrainConfig.learning_rate={self.learning_rate} must be positive.")
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
+            raise ValueError(
+                "TrainConfig.epochs, .patience and .batch_size must be >= 1 "
+                f"(got {self.epochs}, {self.patience}, {self.batch_size})."
+            )
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            raise ValueError(
+                f"TrainConfig.lr_decay_factor={self.lr_decay_factor} must be in (0, 1]."
+            )
+        if self.save_every_steps < 0:
+            raise ValueError("TrainConfig.save_every_steps must be >= 0 (0 = epoch ends only).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dropouts:
+    """Dropout rates of the paper's configs, named as in the models' `ModelConfig`."""
+
+    word_dropout: float
+    sentence_dropout: float
+    logit_dropout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """The paper's defaults for one (dataset family, architecture): training plus dropouts."""
+
+    train: TrainConfig
+    dropouts: Dropouts
+
+
+# (lr, word dropout, sentence dropout, logit dropout HAN, logit dropout FLAN, epochs, seed HAN,
+#  seed FLAN, max tokens HAN, max tokens FLAN, rnn clip mode); paper.md §1.8, "pt" seeds.
+_FAMILY_ROWS = {
+    "yahoo": (4e-4, 0.444, 0.220, 0.375, 0.446, 15, 458, 972, 1000, 15000, "norm"),
+    "imdb": (4e-4, 0.444, 0.220, 0.246, 0.346, 15, 972, 972, 2000, 20000, "norm"),
+    "amazon": (2e-4, 0.6, 0.2, 0.4, 0.4, 60, 218, 218, 9000, 135000, "value"),
+    "yelp": (1e-4, 0.7, 0.1, 0.7, 0.7, 60, 781, 781, 6000, 90000, "value"),
+}
+
+
+def family_of(dataset: str) -> str:
+    """Maps a dataset name (e.g. "yahoo_answers_10k") to a preset family of the paper's table.
+
+    Names containing "yahoo", "imdb", "amazon" or "yelp" map to that family; anything else
+    (e.g. a small local dataset) uses the Yahoo rows.
+    """
+    name = dataset.lower()
+    for family in FAMILIES:
+        if family in name:
+            return family
+    return "yahoo"
+
+
+def paper_preset(dataset: str, arch: str) -> Preset:
+    """The paper's hyper-parameters (paper.md §1.8) for a dataset (or family) and architecture.
+
+    Clipping: "value 50" for the rnn and noenc models of Amazon/Yelp, "norm 10" otherwise.
+    noenc models train for up to 60 epochs with patience 10.
+    """
+    if arch not in _ARCHS:
+        raise ValueError(f"Unknown architecture {arch!r}: use one of {_ARCHS}.")
+    family = family_of(dataset)
+    (
+        lr,
+        word,
+        sent,
+        logit_han,
+        logit_flan,
+        epochs,
+        seed_han,
+        seed_flan,
+        cap_han,
+        cap_flan,
+        rnn_clip,
+    ) = _FAMILY_ROWS[family]
+    han = arch.startswith("han")
+    noenc = arch.endswith("noenc")
+    clip = "norm" if arch.endswith("conv") else rnn_clip
+    train = TrainConfig(
+        learning_rate=lr,
+        epochs=60 if noenc else epochs,
+        patience=10 if noenc else 5,
+        clip=clip,
+        clip_threshold=10.0 if clip == "norm" else 50.0,
+        max_tokens_per_batch=cap_han if han else cap_flan,
+        seed=seed_han if han else seed_flan,
+    )
+    dropouts = Dropouts(
+        word_dropout=word,
+        sentence_dropout=sent,
+        logit_dropout=logit_han if han else logit_flan,
+    )
+    return Preset(train=train, dropouts=dropouts)

@@ -1,0 +1,61 @@
+"""Per-epoch metrics files and the training-curve figure of a run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "training_curves.png"
+
+
+def write_metrics(workdir: str, history: Sequence[dict[str, Any]]) -> str:
+    """Rewrites `WORKDIR/metrics.jsonl` with one JSON line per epoch record; returns its path.
+
+    The whole file is rewritten from the checkpointed history, so a resumed run never duplicates
+    or loses lines.
+    """
+    path = os.path.join(workdir, METRICS_FILE)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for record in history:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+    """Reads `WORKDIR/metrics.jsonl` back into a list of epoch records."""
+    with open(os.path.join(workdir, METRICS_FILE)) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: str, title: str = "") -> str:
+    """Saves loss, accuracy and learning rate per epoch (train and validation) as a PNG; returns path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for key, label in (("train_loss", "train"), ("validation_loss", "validation")):
+        axes[0].plot(epochs, [r[key] for r in history], marker="o", label=label)
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    for key, label in (("train_accuracy", "train"), ("validation_accuracy", "validation")):
+        axes[1].plot(epochs, [r[key] for r in history], marker="o", label=label)
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    axes[2].plot(epochs, [r["learning_rate"] for r in history], marker="o", color="tab:gray")
+    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate", yscale="log")
+    for ax in axes[:2]:
+        ax.legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
