@@ -1,0 +1,46 @@
+"""Data pipeline: datasets (TFDS builders and local files), tokenization, sentence splitting,
+vocabulary, encoding and length-bucketed batching into `attn_interp.types.Batch` arrays.
+
+Typical use::
+
+    ds = load_splits(DataConfig(dataset="yahoo_answers_10k"))
+    vocab = build_vocabulary(ds, min_count=5)          # train + validation
+    corpus = encode_corpus(ds.splits["train"], vocab, hierarchical=True)
+    batches = make_batches(corpus, BatchConfig(), hierarchical=True, train=True, seed=0, epoch=0)
+"""
+
+from attn_interp.data import local as _local  # noqa: F401  (registers "local")
+from attn_interp.data import yahoo as _yahoo  # noqa: F401  (registers "yahoo_answers_10k")
+from attn_interp.data.batching import BatchConfig, apply_training_caps, make_batches, padding_stats
+from attn_interp.data.config import DataConfig
+from attn_interp.data.dataset import LoadedDataset, Split
+from attn_interp.data.encoding import EncodedCorpus, build_vocabulary, encode_corpus
+from attn_interp.data.fetch import FetchError
+from attn_interp.data.readers import DataFormatError
+from attn_interp.data.registry import available_datasets, load_splits, register_dataset
+from attn_interp.data.sentences import split_sentences, tokenize_sentences
+from attn_interp.data.text import normalize_text, tokenize
+from attn_interp.data.vocabulary import Vocabulary
+
+__all__ = [
+    "BatchConfig",
+    "DataConfig",
+    "DataFormatError",
+    "EncodedCorpus",
+    "FetchError",
+    "LoadedDataset",
+    "Split",
+    "Vocabulary",
+    "apply_training_caps",
+    "available_datasets",
+    "build_vocabulary",
+    "encode_corpus",
+    "load_splits",
+    "make_batches",
+    "normalize_text",
+    "padding_stats",
+    "register_dataset",
+    "split_sentences",
+    "tokenize",
+    "tokenize_sentences",
+]

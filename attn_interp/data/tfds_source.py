@@ -1,0 +1,42 @@
+"""Reading prepared TFDS datasets (array_record) into `Split`s, in batches via ``__getitems__``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["normalize_record", "read_data_source"]
+
+
+def normalize_record(record: dict) -> tuple[str, int]:
+    """Returns ``(text, label)`` from a TFDS record.
+
+    Prepared data gives ``bytes`` text and ``int`` labels; ``tfds.testing.mock_data`` gives ``str``
+    text and 0-d array labels. Both come out as ``str`` / ``int``.
+    """
+    text = record["text"]
+    if isinstance(text, np.ndarray):
+        text = text.item()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return str(text), int(np.asarray(record["label"]))
+
+
+def read_data_source(source: Sequence, chunk: int = 4096) -> tuple[list[str], np.ndarray]:
+    """Reads all records of a random-access data source in order, `chunk` at a time.
+
+    Returns texts and int32 labels `[docs]`.
+    """
+    n = len(source)
+    texts: list[str] = []
+    labels = np.empty(n, dtype=np.int32)
+    for start in range(0, n, chunk):
+        idx = list(range(start, min(n, start + chunk)))
+        getitems = getattr(source, "__getitems__", None)
+        records = getitems(idx) if getitems is not None else [source[i] for i in idx]
+        for k, rec in enumerate(records):
+            text, label = normalize_record(rec)
+            texts.append(text)
+            labels[start + k] = label
+    return texts, labels
