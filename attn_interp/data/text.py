@@ -7,7 +7,7 @@ Normalisation (`normalize_text`), in this order:
 2. HTML line-break-like tags (``<br />``, ``<br>``, ``<p>``, ``</p>``, ``<hr>``, ``<div>``) become
    ``\\n``; a few inline tags (``<i>``, ``<b>``, ``<em>``, ``<strong>``, ``<u>``, ``<span>``, ``<a ...>``)
    are removed; anything else that looks like ``<...>`` is left as text;
-3. ``html.unescape`` (``&amp;``, ``&#92;`` ...);
+3. ``html.unescape`` of well-formed entities ending in ``;`` (``&amp;``, ``&#92;`` ...);
 4. control characters and non-breaking/odd spaces become plain spaces; runs of spaces collapse.
 
 Tokenization (`tokenize`) lowercases the normalised text and returns, left to right:
@@ -36,6 +36,8 @@ _BREAK_TAG = re.compile(r"<\s*/?\s*(?:br|p|hr|div)\b[^<>]{0,80}>", re.IGNORECASE
 _INLINE_TAG = re.compile(r"<\s*/?\s*(?:i|b|em|strong|u|span|a)(?:\s[^<>]{0,200})?\s*/?\s*>", re.I)
 # Control characters (except newline) and unusual spaces -> space.
 _ODD_SPACE = re.compile(r"[^\S\n]|[\x00-\x09\x0b-\x1f\x7f\u200b\ufeff]")
+# Only well-formed entities (with the ";"): html.unescape alone would also turn "&reg=" in URLs into "®=".
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _SPACE_RUN = re.compile(r" {2,}")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 
@@ -63,7 +65,7 @@ def normalize_text(text: str) -> str:
     text = _LITERAL_NEWLINE.sub("\n", text)
     text = _BREAK_TAG.sub("\n", text)
     text = _INLINE_TAG.sub(" ", text)
-    text = html.unescape(text)
+    text = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
     text = _ODD_SPACE.sub(" ", text)
     text = _SPACE_RUN.sub(" ", text)
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
