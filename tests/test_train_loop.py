@@ -293,7 +293,7 @@ def test_resume_after_mid_epoch_interruption_matches_uninterrupted(tmp_path, dat
 def test_paper_presets():
     han = paper_preset("yahoo_answers_10k", "han_rnn")
     assert (han.train.learning_rate, han.train.clip, han.train.clip_threshold) == (4e-4, "norm", 10)
-    assert (han.train.epochs, han.train.patience, han.train.max_tokens_per_batch) == (15, 5, 1000)
+    assert (han.train.epochs, han.train.patience, han.train.max_cells_per_batch) == (15, 5, 16000)
     assert dataclasses.astuple(han.dropouts) == (0.444, 0.220, 0.375)
     flan_noenc = paper_preset("yahoo", "flan_noenc")
     assert (flan_noenc.train.epochs, flan_noenc.train.patience) == (60, 10)
@@ -301,7 +301,7 @@ def test_paper_presets():
     amazon_rnn, amazon_conv = paper_preset("amazon", "han_rnn"), paper_preset("amazon", "han_conv")
     assert (amazon_rnn.train.clip, amazon_rnn.train.clip_threshold) == ("value", 50.0)
     assert amazon_conv.train.clip == "norm"
-    assert paper_preset("yelp", "flan_rnn").train.max_tokens_per_batch == 90000
+    assert paper_preset("yelp", "flan_rnn").train.max_cells_per_batch == 90000
     with pytest.raises(ValueError, match="Unknown architecture"):
         paper_preset("yahoo", "lstm")
     with pytest.raises(ValueError, match="clip"):

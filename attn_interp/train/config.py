@@ -15,6 +15,7 @@ from typing import Literal
 ClipMode = Literal["norm", "value", "none"]
 CLIP_MODES: tuple[str, ...] = ("norm", "value", "none")
 FAMILIES: tuple[str, ...] = ("yahoo", "imdb", "amazon", "yelp")
+HAN_SENTENCES_PER_CAP = 16
 _ARCHS: tuple[str, ...] = (
     "han_rnn",
     "han_conv",
@@ -34,8 +35,11 @@ class TrainConfig:
       `optax.clip(clip_threshold)`, "none" = no clipping.
     patience: stop after this many epochs without a new best validation accuracy.
     lr_decay_factor / lr_decay_patience: reduce-on-plateau on validation accuracy (mode max).
-    max_tokens_per_batch: cap on padded length x documents per training batch (the paper's
-      "maximum_samples_per_batch"); padded length is words per sentence (HAN) or tokens (FLAN).
+    max_cells_per_batch: cap on padded token cells per batch (documents x tokens for FLAN,
+      documents x sentences x words for HAN); `attn_interp.data.BatchConfig.max_cells_per_batch`.
+      The paper's "maximum_samples_per_batch" counts documents x padded length, where the padded
+      length is the document (FLAN: the same quantity) or the longest sentence (HAN). HAN presets
+      therefore use the paper's cap x `HAN_SENTENCES_PER_CAP` (16 padded sentences).
     save_every_steps: also save a resumable checkpoint every this many optimizer steps (0 = only at
       epoch ends).
     """
@@ -51,7 +55,7 @@ class TrainConfig:
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
     batch_size: int = 64
-    max_tokens_per_batch: int = 1000
+    max_cells_per_batch: int = 16000
     seed: int = 458
     save_every_steps: int = 50
     progress: bool = True
@@ -145,7 +149,7 @@ def paper_preset(dataset: str, arch: str) -> Preset:
         patience=10 if noenc else 5,
         clip=clip,
         clip_threshold=10.0 if clip == "norm" else 50.0,
-        max_tokens_per_batch=cap_han if han else cap_flan,
+        max_cells_per_batch=cap_han * HAN_SENTENCES_PER_CAP if han else cap_flan,
         seed=seed_han if han else seed_flan,
     )
     dropouts = Dropouts(

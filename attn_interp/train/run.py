@@ -1,0 +1,313 @@
+"""A whole training run on a dataset (data -> vocabulary -> model -> fit -> test), and loading it.
+
+Run folder layout (WORKDIR):
+  config.json          model / train / data configs, class names, vocabulary settings
+  vocab.json           the vocabulary (`attn_interp.data.Vocabulary.save`)
+  checkpoints/         orbax: latest (resume) and best (by validation accuracy)
+  metrics.jsonl        one line per epoch
+  training_curves.png  loss / accuracy / learning rate per epoch
+  final.json           test and validation accuracy of the best model, timings, throughput
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from attn_interp.train import loop
+from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
+from attn_interp.train.config import TrainConfig
+from attn_interp.train.serialize import config_from_json, config_to_json
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+FINAL_FILE = "final.json"
+_VOLATILE_TRAIN_FIELDS = ("progress",)  # may change between a run and its resumption
+
+
+class RunFolderError(ValueError):
+    """A run folder is missing, incomplete, or belongs to another model or configuration."""
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A trained model restored from a run folder, with everything needed to use it.
+
+    model: `AttentionClassifier` in eval mode (dropout off).
+    """
+
+    model: Any
+    model_config: Any
+    train_config: TrainConfig
+    data_config: Any
+    vocab: Any
+    class_names: tuple[str, ...]
+    workdir: str
+    which: str
+    meta: dict[str, Any]
+
+
+def batch_config(train_cfg: TrainConfig) -> Any:
+    """The data pipeline's `BatchConfig` for this training config (batch size, padded-token cap)."""
+    from attn_interp.data import BatchConfig
+
+    return BatchConfig(
+        batch_size=train_cfg.batch_size, max_cells_per_batch=train_cfg.max_cells_per_batch
+    )
+
+
+def _vocab_words(vocab) -> list[str]:
+    """Word of each id: position i holds the word of id i (padding and UNK included)."""
+    return ["<pad>", *vocab.words, "<unk>"]
+
+
+def _run_record(model_cfg, train_cfg, data_cfg, class_names, extra) -> dict[str, Any]:
+    return {
+        "model": config_to_json(model_cfg),
+        "train": config_to_json(train_cfg),
+        "data": config_to_json(data_cfg),
+        "class_names": list(class_names),
+        **extra,
+    }
+
+
+def _check_same_run(path: str, new: dict[str, Any]) -> None:
+    with open(path) as f:
+        old = json.load(f)
+
+    def strip(rec):
+        rec = json.loads(json.dumps(rec))
+        for k in _VOLATILE_TRAIN_FIELDS:
+            rec.get("train", {}).pop(k, None)
+        return rec
+
+    old_s, new_s = strip(old), strip(new)
+    if old_s != new_s:
+        diffs = []
+        for section in sorted(set(old_s) | set(new_s)):
+            a, b = old_s.get(section), new_s.get(section)
+            if isinstance(a, dict) and isinstance(b, dict):
+                diffs += [
+                    f"{section}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+                    for k in sorted(set(a) | set(b))
+                    if a.get(k) != b.get(k)
+                ]
+            elif a != b:
+                diffs.append(f"{section}: {a!r} -> {b!r}")
+        raise RunFolderError(
+            f"{os.path.dirname(path)} already holds a run with a different configuration "
+            f"({'; '.join(diffs[:8])}). Use a fresh --workdir, or repeat the original flags to "
+            "resume that run."
+        )
+
+
+def train_and_evaluate(
+    data_cfg: Any,
+    train_cfg: TrainConfig,
+    workdir: str,
+    *,
+    arch: str,
+    model_overrides: Mapping[str, Any] | None = None,
+    embeddings_path: str | None = None,
+    min_count: int = 5,
+) -> dict[str, Any]:
+    """Trains `arch` on `data_cfg`'s dataset into `workdir` (resuming if possible); tests the best.
+
+    Args:
+      data_cfg: `attn_interp.data.DataConfig`.
+      train_cfg: optimisation / batching / checkpointing settings (see `paper_preset`).
+      workdir: run folder (created); re-running with the same arguments resumes.
+      arch: one of `attn_interp.models.ARCHITECTURES`.
+      model_overrides: extra `ModelConfig` fields (dropouts, embed_dim, hidden, ...).
+      embeddings_path: word2vec/GloVe text file for the initial embeddings (rows are unit-norm).
+      min_count: vocabulary threshold on train + validation token counts.
+
+    Returns:
+      The content of `WORKDIR/final.json`: test accuracy over all test documents (paper quirk Q8),
+      validation accuracy of the selected model, epochs, timings and training throughput.
+    """
+    from attn_interp import data as data_lib
+    from attn_interp.models import ModelConfig, load_word_vectors, make_model
+
+    start = time.perf_counter()
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    loaded = data_lib.load_splits(data_cfg)
+    vocab_path = os.path.join(workdir, VOCAB_FILE)
+    if os.path.exists(vocab_path):
+        vocab = data_lib.Vocabulary.load(vocab_path)
+    else:
+        vocab = data_lib.build_vocabulary(loaded, min_count=min_count)
+        vocab.save(vocab_path)
+    model_cfg = ModelConfig(
+        arch, vocab_size=len(vocab), num_classes=loaded.num_classes, **dict(model_overrides or {})
+    )
+    record = _run_record(
+        model_cfg,
+        train_cfg,
+        data_cfg,
+        loaded.class_names,
+        {"dataset": loaded.name, "min_count": min_count, "embeddings_path": embeddings_path},
+    )
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if os.path.exists(config_path):
+        _check_same_run(config_path, record)
+    with open(config_path, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+
+    hier = model_cfg.hierarchical
+    corpora = {
+        name: data_lib.encode_corpus(loaded.splits[name], vocab, hierarchical=hier)
+        for name in ("train", "validation", "test")
+    }
+    bcfg = batch_config(train_cfg)
+
+    def train_batches(epoch: int):
+        return data_lib.make_batches(
+            corpora["train"], bcfg, hierarchical=hier, train=True, seed=train_cfg.seed, epoch=epoch
+        )
+
+    validation = data_lib.make_batches(corpora["validation"], bcfg, hierarchical=hier, train=False)
+    test = data_lib.make_batches(corpora["test"], bcfg, hierarchical=hier, train=False)
+
+    embeddings = None
+    if embeddings_path and RunCheckpoints(workdir).latest_step(LATEST) is None:
+        embeddings = load_word_vectors(embeddings_path, _vocab_words(vocab), model_cfg.embed_dim)
+    model = make_model(model_cfg, rngs=nnx.Rngs(train_cfg.seed), embeddings=embeddings)
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    logging.info(
+        "%s on %s: %d params, vocab %d, train/val/test docs %d/%d/%d",
+        arch,
+        loaded.name,
+        n_params,
+        len(vocab),
+        len(corpora["train"]),
+        len(corpora["validation"]),
+        len(corpora["test"]),
+    )
+    result = loop.fit(
+        model,
+        train_cfg,
+        train_batches,
+        validation,
+        workdir,
+        meta={"run": record, "title": f"{arch} on {loaded.name}"},
+    )
+    RunCheckpoints(workdir).restore(BEST, model)
+    val = loop.evaluate(model, validation)
+    tst = loop.evaluate(model, test)
+    step_s = max(result.step_seconds, 1e-9)
+    final = {
+        "model": arch,
+        "dataset": loaded.name,
+        "test_accuracy": tst["accuracy"],
+        "test_loss": tst["loss"],
+        "test_documents": tst["documents"],
+        "test_documents_without_tokens": len(corpora["test"].skipped_doc_index),
+        "validation_accuracy": val["accuracy"],
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "steps": result.steps,
+        "train_seconds": result.train_seconds,
+        "train_step_seconds": result.step_seconds,
+        "wall_seconds_this_call": time.perf_counter() - start,
+        "params": n_params,
+        "vocab_size": len(vocab),
+        "docs_per_second": result.documents_seen / step_s,
+        "tokens_per_second": result.tokens_seen / step_s,
+        "documents_seen": result.documents_seen,
+        "tokens_seen": result.tokens_seen,
+        "resumed_from_step": result.resumed_from_step,
+        "backend": jax.default_backend(),
+    }
+    with open(os.path.join(workdir, FINAL_FILE), "w") as f:
+        json.dump(final, f, indent=2, sort_keys=True)
+    return final
+
+
+def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> TrainedRun:
+    """Restores the `which` ("best" or "latest") model of a run folder written by training.
+
+    Args:
+      workdir: the run folder (`--workdir` of `experiments.train`).
+      which: "best" (by validation accuracy) or "latest" (last saved step).
+      arch: if given, the architecture the caller expects; another one raises RunFolderError.
+
+    Raises:
+      RunFolderError: not a run folder, or a run of another architecture than `arch`.
+      CheckpointError: the checkpoint is missing, corrupt, or does not fit the saved config.
+    """
+    from attn_interp.data import DataConfig, Vocabulary
+    from attn_interp.models import ModelConfig, make_model
+
+    if which not in (BEST, LATEST):
+        raise ValueError(f"which={which!r}: use {BEST!r} or {LATEST!r}.")
+    workdir = os.path.abspath(workdir)
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise RunFolderError(
+            f"{workdir} is not a training run folder (no {CONFIG_FILE}). Pass the --workdir of a "
+            "run of `python -m experiments.train`."
+        )
+    try:
+        with open(config_path) as f:
+            record = json.load(f)
+        model_cfg = config_from_json(ModelConfig, record["model"])
+        train_cfg = config_from_json(TrainConfig, record["train"])
+        data_cfg = config_from_json(DataConfig, record["data"])
+        class_names = tuple(record["class_names"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise RunFolderError(
+            f"{config_path} is unreadable or incomplete ({type(err).__name__}: {err}). Restore it "
+            "from the run's checkpoint meta or retrain into a fresh --workdir."
+        ) from err
+    if arch is not None and model_cfg.arch != arch:
+        raise RunFolderError(
+            f"{workdir} holds a {model_cfg.arch!r} run, not {arch!r}. Pass the run folder of the "
+            f"{arch} model (or drop the architecture you asked for)."
+        )
+    vocab_path = os.path.join(workdir, VOCAB_FILE)
+    if not os.path.isfile(vocab_path):
+        raise RunFolderError(f"{workdir} has no {VOCAB_FILE}; the run folder is incomplete.")
+    vocab = Vocabulary.load(vocab_path)
+    if len(vocab) != model_cfg.vocab_size:
+        raise RunFolderError(
+            f"{vocab_path} has {len(vocab)} ids but the model was built for "
+            f"{model_cfg.vocab_size}: the vocabulary file belongs to another run. Copy back the "
+            "run's own vocab.json or retrain."
+        )
+    model = make_model(model_cfg, rngs=nnx.Rngs(train_cfg.seed))
+    ckpt = RunCheckpoints(workdir)
+    try:
+        meta = ckpt.restore(which, model)
+    finally:
+        ckpt.close()
+    saved = meta.get("run", {}).get("model")
+    if saved is not None and saved != record["model"]:
+        raise CheckpointError(
+            f"The {which} checkpoint of {workdir} was written for model config {saved}, but "
+            f"{CONFIG_FILE} says {record['model']}. One of them was copied from another run; "
+            "retrain into a fresh --workdir."
+        )
+    model.eval()
+    return TrainedRun(
+        model=model,
+        model_config=model_cfg,
+        train_config=train_cfg,
+        data_config=data_cfg,
+        vocab=vocab,
+        class_names=class_names,
+        workdir=workdir,
+        which=which,
+        meta=meta,
+    )

@@ -1,0 +1,136 @@
+"""Train one attention classifier and test the best checkpoint.
+
+    python -m experiments.train --dataset=yahoo_answers_10k --model=han_rnn --workdir=/tmp/han_rnn
+
+Defaults come from the paper's table (paper.md §1.8) for the dataset family (`--preset`, by
+default guessed from `--dataset`) and architecture; every TrainConfig field has a flag that
+overrides its preset value, every DataConfig field a flag of the same name. `--flagfile=x.flags`
+works, later flags win. Re-running the same command resumes an interrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging as std_logging
+import typing
+
+from absl import app, flags, logging
+
+from attn_interp.data import DataConfig
+from attn_interp.models import ARCHITECTURES
+from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset
+from attn_interp.train.run import train_and_evaluate
+
+_MODEL_FIELDS = {
+    "embed_dim": int,
+    "hidden": int,
+    "word_dropout": float,
+    "sentence_dropout": float,
+    "logit_dropout": float,
+    "conv_dropout": float,
+}
+_DEFINERS = {
+    bool: flags.DEFINE_bool,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    str: flags.DEFINE_string,
+}
+
+
+def _field_type(cls, field: dataclasses.Field) -> type:
+    hint = typing.get_type_hints(cls)[field.name]
+    if typing.get_origin(hint) is typing.Literal:
+        return str
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Declares the launcher's flags on `fv` (generated from TrainConfig / DataConfig fields)."""
+    flags.DEFINE_enum("model", "han_rnn", list(ARCHITECTURES), "Architecture.", flag_values=fv)
+    flags.DEFINE_string("workdir", None, "Run folder (resumes if it holds a run).", flag_values=fv)
+    flags.DEFINE_enum(
+        "preset",
+        None,
+        list(FAMILIES),
+        "Paper hyper-parameter family; default: guessed from --dataset (else yahoo).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "embeddings", None, "word2vec/GloVe text file for initial embeddings.", flag_values=fv
+    )
+    flags.DEFINE_integer("min_count", 5, "Vocabulary: minimum token count.", flag_values=fv)
+    for field in dataclasses.fields(TrainConfig):
+        typ = _field_type(TrainConfig, field)
+        _DEFINERS[typ](
+            field.name, None, f"TrainConfig.{field.name} (default: preset).", flag_values=fv
+        )
+    for field in dataclasses.fields(DataConfig):
+        typ = _field_type(DataConfig, field)
+        doc = f"DataConfig.{field.name}."
+        if field.name == "local_split_fractions":
+            flags.DEFINE_list(field.name, [str(x) for x in field.default], doc, flag_values=fv)
+        else:
+            _DEFINERS[typ](field.name, field.default, doc, flag_values=fv)
+    for name, typ in _MODEL_FIELDS.items():
+        _DEFINERS[typ](name, None, f"ModelConfig.{name} (default: preset).", flag_values=fv)
+
+
+def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
+    """(data_cfg, train_cfg, model_overrides) from parsed flags; None-valued flags keep presets."""
+    data_kwargs = {}
+    for field in dataclasses.fields(DataConfig):
+        value = fv[field.name].value
+        if field.name == "local_split_fractions":
+            value = tuple(float(x) for x in value)
+        data_kwargs[field.name] = value
+    data_cfg = DataConfig(**data_kwargs)
+    preset = paper_preset(fv.preset or fv.dataset, fv.model)
+    train_over = {
+        f.name: fv[f.name].value
+        for f in dataclasses.fields(TrainConfig)
+        if fv[f.name].value is not None
+    }
+    train_cfg = dataclasses.replace(preset.train, **train_over)
+    model_overrides = dataclasses.asdict(preset.dropouts)
+    model_overrides.update({k: fv[k].value for k in _MODEL_FIELDS if fv[k].value is not None})
+    return data_cfg, train_cfg, model_overrides
+
+
+def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
+    """Trains and tests per the parsed flags; returns (and prints) the final.json content."""
+    if not fv.workdir:
+        raise app.UsageError("--workdir is required (the run folder).")
+    data_cfg, train_cfg, model_overrides = configs_from_flags(fv)
+    logging.info("train config: %s", train_cfg)
+    final = train_and_evaluate(
+        data_cfg,
+        train_cfg,
+        fv.workdir,
+        arch=fv.model,
+        model_overrides=model_overrides,
+        embeddings_path=fv.embeddings,
+        min_count=fv.min_count,
+    )
+    print(json.dumps(final, sort_keys=True))
+    return final
+
+
+class _QuietOrbax:
+    """Drops orbax's INFO chatter (several lines per checkpoint) from the absl log."""
+
+    def filter(self, record) -> bool:
+        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    std_logging.getLogger("absl").addFilter(_QuietOrbax())
+    run(flags.FLAGS)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
