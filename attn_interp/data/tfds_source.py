@@ -33,10 +33,21 @@ def read_data_source(source: Sequence, chunk: int = 4096) -> tuple[list[str], np
     labels = np.empty(n, dtype=np.int32)
     for start in range(0, n, chunk):
         idx = list(range(start, min(n, start + chunk)))
-        getitems = getattr(source, "__getitems__", None)
-        records = getitems(idx) if getitems is not None else [source[i] for i in idx]
+        records = _get_many(source, idx)
         for k, rec in enumerate(records):
             text, label = normalize_record(rec)
             texts.append(text)
             labels[start + k] = label
     return texts, labels
+
+
+def _get_many(source: Sequence, idx: list[int]) -> Sequence:
+    getitems = getattr(source, "__getitems__", None)
+    if getitems is not None:
+        try:
+            return getitems(idx)
+        except TypeError:
+            # tfds.testing.mock_data's array_record mock has a broken __getitems__ (tfds 4.9.10);
+            # item-by-item access works there (and raises the same error if the source is bad).
+            pass
+    return [source[i] for i in idx]

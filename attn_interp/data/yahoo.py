@@ -36,12 +36,11 @@ def load_yahoo_answers_10k(cfg: DataConfig) -> LoadedDataset:
         file_format="array_record",
         download_config=tfds.download.DownloadConfig(manual_dir=manual),
     )
-    sources = builder.as_data_source()
     class_names = tuple(builder.info.features["label"].names)
     splits: dict[str, Split] = {}
     skipped: dict[str, dict[str, int]] = {}
     for name in yahoo_builder.SPLIT_FILES:
-        texts, labels = read_data_source(sources[name])
+        texts, labels = read_data_source(builder.as_data_source(split=name))
         keep = [i for i, t in enumerate(texts) if t.strip()]
         counts = collections.Counter()
         counts["empty_text"] = len(texts) - len(keep)
