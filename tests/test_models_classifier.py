@@ -39,11 +39,22 @@ def _forward(model, tokens):
     return model(tokens), model.attention(tokens), inputs
 
 
+@jax.jit
+def _perturb(params):
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(5), len(leaves))
+    noisy = [
+        x + 0.3 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, noisy)
+
+
 @pytest.fixture(scope="module", params=ARCHITECTURES)
 def arch_model(request):
     model = make_model(_config(request.param), rngs=nnx.Rngs(0))
-    # Non-zero output bias so that "filler rows give the bias" is a real check.
-    model.output.bias[...] = jnp.asarray(np.random.default_rng(5).normal(size=CLASSES), jnp.float32)
+    # Perturb every parameter so that zero-initialised biases and the zero padding embedding row
+    # cannot hide leaks from padding, and "filler rows give the output bias" is a real check.
+    nnx.update(model, _perturb(nnx.state(model, nnx.Param)))
     model.eval()
     return model
 
@@ -114,10 +125,10 @@ def test_grad_of_predicted_probability_wrt_weights_matches_finite_differences(ar
         model.output.kernel[...] = jnp.asarray(rng.normal(size=model.output.kernel[...].shape))
         model.eval()
         toks = _random_batch(rng, model.hierarchical)[:1]
-        inputs = model.encode(toks)
+        inputs = nnx.jit(lambda m, t: m.encode(t))(model, toks)
         weights = masked_softmax(inputs.scores, inputs.mask)
         assert weights.dtype == jnp.float64
-        pred = int(jnp.argmax(model(toks)[0]))
+        pred = int(jnp.argmax(model.head(inputs.values, weights)[0]))
 
         def prob(w):
             return jax.nn.softmax(model.head(inputs.values, w[None])[0])[pred]
@@ -152,10 +163,16 @@ def test_dropout_active_only_in_train_mode():
     assert not np.allclose(train_a, eval_a)
     assert not np.allclose(train_a, train_b)  # the dropout rng advances between calls
     # Logit dropout acts in head(): train-mode head differs, eval-mode head is the affine map.
-    inputs = model.encode(toks)
-    weights = masked_softmax(inputs.scores, inputs.mask)
-    train_head = np.asarray(model.head(inputs.values, weights))
-    assert np.any(train_head == 0.0)
+    model.eval()
+    _, weights, inputs = _forward(model, toks)
+    model.train()
+    train_head = np.asarray(nnx.jit(lambda m, v, w: m.head(v, w))(model, inputs.values, weights))
+    w_out, b_out = model.head_params()
+    eval_head = np.asarray(jnp.einsum("bn,bnd->bd", weights, inputs.values) @ w_out + b_out)
+    scaled = eval_head / (1.0 - model.cfg.logit_dropout)
+    kept = np.isclose(train_head, scaled, rtol=1e-5, atol=1e-6)
+    assert np.all(kept | (train_head == 0.0))  # inverted dropout: kept entries are rescaled
+    assert not np.all(kept)
     model.eval()
     np.testing.assert_allclose(np.asarray(forward(model, toks)), eval_a, rtol=1e-6)
 
