@@ -192,6 +192,11 @@ def test_yahoo_builder_says_which_files_to_put_where(tmp_path, fake_pip):
         "manual_dir",
     ):
         assert needed in msg
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "train.tsv").write_text("text\tlabel\n")
+    with pytest.raises(FileNotFoundError, match=r"holds \['train.tsv'\] but needs"):
+        load_splits(_yahoo_cfg(tmp_path, manual_dir=str(partial)))
 
 
 def test_yahoo_builder_rejects_unknown_label_with_file_and_line(tmp_path, fake_pip):
