@@ -1,0 +1,173 @@
+"""`summarize`: JSON-ready statistics of a results dict (paper.md sections 5-8 and 12)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from attn_interp.erasure.suite import ranking_names
+
+# (label, top target, random target) for Table 2 and the share of negative delta JS.
+COMPARISONS = (
+    ("attention", "top", "rand", ""),
+    ("gradient", "grad_top", "grad_rand", "grad_"),
+    ("grad_x_attention", "gxa_top", "gxa_rand", "gxa_"),
+)
+
+
+def _num(x) -> float | None:
+    """A JSON-safe float (None for NaN / empty)."""
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _mean(x: np.ndarray) -> float | None:
+    return _num(np.mean(x)) if x.size else None
+
+
+def _percent(x: np.ndarray) -> float | None:
+    return _num(100.0 * np.mean(x)) if x.size else None
+
+
+def _median(x: np.ndarray) -> float | None:
+    return _num(np.median(x)) if x.size else None
+
+
+def compare_removal_counts(k_a: np.ndarray, k_b: np.ndarray) -> dict[str, np.ndarray]:
+    """Which of two rankings flips sooner, per instance (paper.md 7.1); -1 means never flips.
+
+    Returns bool arrays: both_never, a_fewer, b_fewer, tie.
+    """
+    a_never, b_never = k_a == -1, k_b == -1
+    return {
+        "both_never": a_never & b_never,
+        "a_fewer": ~a_never & (b_never | (k_a < k_b)),
+        "b_fewer": ~b_never & (a_never | (k_b < k_a)),
+        "tie": ~a_never & ~b_never & (k_a == k_b),
+    }
+
+
+def summarize(results: Mapping[str, np.ndarray]) -> dict:
+    """Aggregate statistics over instances with more than one item (n = 1 and empty are counted).
+
+    Returns a JSON-ready dict: counts, Q10 prediction mismatches, clipped divergences, never-flip
+    shares, Table 2 percentages, shares of delta JS < 0, pairwise "which ranking flips sooner",
+    "attention provably not optimal" (and the exact k_attention > k_min version), optimality gaps,
+    AOPC and fraction / probability-mass statistics per ranking.
+    """
+    seq_len = np.asarray(results["seq_len"])
+    inc = seq_len > 1
+    n_inc = int(inc.sum())
+    out: dict = {
+        "counts": {
+            "total": int(seq_len.size),
+            "included_n_gt_1": n_inc,
+            "excluded_n_eq_1": int((seq_len == 1).sum()),
+            "excluded_empty": int((seq_len == 0).sum()),
+        },
+        "prediction_mismatch": {
+            "all": int(np.sum(results["prediction_mismatch"] & (seq_len > 0))),
+            "included": int(np.sum(results["prediction_mismatch"] & inc)),
+        },
+        "negative_divergences_clipped": {
+            "js": int(np.sum(results["js_clipped"][inc])),
+            "kl": int(np.sum(results["kl_clipped"][inc])),
+        },
+    }
+    names = ranking_names(results)
+    k = {name: np.asarray(results[f"rank_{name}_k"])[inc] for name in names}
+
+    out["never_flip_share"] = {name: _mean(k[name] == -1) for name in names}
+
+    table2, neg_js = {}, {}
+    for label, top, rand, prefix in COMPARISONS:
+        f_top = np.asarray(results[f"single_{top}_flip"])[inc] != -1
+        f_rand = np.asarray(results[f"single_{rand}_flip"])[inc] != -1
+        table2[label] = {
+            "both": _percent(f_top & f_rand),
+            "only_top": _percent(f_top & ~f_rand),
+            "only_random": _percent(~f_top & f_rand),
+            "neither": _percent(~f_top & ~f_rand),
+        }
+        neg_js[label] = _mean(np.asarray(results[f"{prefix}delta_js"])[inc] < 0)
+    out["table2_percent"] = table2
+    out["delta_js_negative_share"] = neg_js
+
+    pairwise, not_optimal = {}, {}
+    if "attention" in k:
+        union = np.zeros(n_inc, bool)
+        for other in ("gradient", "grad_x_attention"):
+            if other not in k:
+                continue
+            c = compare_removal_counts(k["attention"], k[other])
+            denom = n_inc - int(c["both_never"].sum())
+            pairwise[f"attention_vs_{other}"] = {
+                "denominator": denom,
+                "both_never": int(c["both_never"].sum()),
+                "attention_fewer": _num(c["a_fewer"].sum() / denom) if denom else None,
+                "other_fewer": _num(c["b_fewer"].sum() / denom) if denom else None,
+                "tie": _num(c["tie"].sum() / denom) if denom else None,
+            }
+            not_optimal[other] = _mean(c["b_fewer"])
+            union |= c["b_fewer"]
+        if len(not_optimal) == 2:
+            not_optimal["gradient_or_grad_x_attention"] = _mean(union)
+    out["pairwise"] = pairwise
+    out["attention_provably_not_optimal"] = not_optimal
+
+    if "k_min" in results:
+        k_min = np.asarray(results["k_min"])[inc]
+        seq = seq_len[inc]
+        exact: dict = {
+            "never_flip_share": _mean(k_min == -1),
+            "mean_fraction": _mean(k_min[k_min > 0] / seq[k_min > 0]),
+            "median_fraction": _median(k_min[k_min > 0] / seq[k_min > 0]),
+            "per_ranking": {},
+        }
+        for name in names:
+            kr = k[name]
+            both = (kr > 0) & (k_min > 0)
+            gap = (kr - k_min)[both]
+            exact["per_ranking"][name] = {
+                "not_optimal_share": _mean((both & (kr > k_min)) | ((kr == -1) & (k_min > 0))),
+                "optimal_share": _mean(both & (kr == k_min)),
+                "mean_gap": _mean(gap),
+                "median_gap": _median(gap),
+                "mean_gap_fraction": _mean(gap / seq[both]),
+            }
+        if "attention" in names:
+            exact["attention_not_optimal"] = exact["per_ranking"]["attention"]["not_optimal_share"]
+        out["minimum_flip_set"] = exact
+
+    per_ranking = {}
+    for name in names:
+        kr = k[name]
+        flipped = kr > 0
+        frac = np.asarray(results[f"rank_{name}_frac"])[inc][flipped]
+        mass = np.asarray(results[f"rank_{name}_probmass"])[inc][flipped]
+        stats = {
+            "flipped": int(flipped.sum()),
+            "mean_fraction": _mean(frac),
+            "median_fraction": _median(frac),
+            "std_fraction": _num(np.std(frac)) if frac.size else None,
+            "mean_probmass": _mean(mass),
+            "median_probmass": _median(mass),
+        }
+        for key in ("aopc_comp", "aopc_comp_frac", "aopc_suff", "aopc_suff_frac"):
+            if f"rank_{name}_{key}" in results:
+                stats[key] = _mean(np.asarray(results[f"rank_{name}_{key}"])[inc])
+        per_ranking[name] = stats
+    out["per_ranking"] = per_ranking
+    randoms = [n for n in names if n.startswith("random") and n[6:].isdigit()]
+    if randoms:
+        means = [per_ranking[n]["mean_fraction"] for n in randoms]
+        means = [m for m in means if m is not None]
+        out["random_average"] = {
+            "mean_fraction_over_permutations": _num(np.mean(means)) if means else None,
+            "never_flip_share_over_permutations": _num(
+                np.mean([out["never_flip_share"][n] for n in randoms])
+            ),
+        }
+    return out
