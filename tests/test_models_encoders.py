@@ -76,10 +76,12 @@ def test_bigru_matches_pytorch_equations_with_variable_lengths(x64):
         # Junk at padded positions must not leak into valid ones.
         x_junk = np.where(mask[..., None], x, 100.0 * rng.normal(size=x.shape))
         got = np.asarray(nnx.jit(lambda g, x, m: g(x, m))(gru, jnp.asarray(x_junk, dtype), mask))
+        backward_alone = np.asarray(gru.backward(jnp.asarray(x_junk, dtype), mask, reverse=True))
     assert got.dtype == (np.float64 if x64 else np.float32)
     want = _reference_bigru(x, lengths, params)
     np.testing.assert_allclose(got, want, rtol=1e-11 if x64 else 2e-5, atol=1e-12 if x64 else 2e-6)
     assert np.all(got[~mask] == 0.0)
+    np.testing.assert_allclose(backward_alone, got[..., hidden:], rtol=1e-6, atol=1e-7)
 
 
 def test_gru_init_follows_allennlp_config():
