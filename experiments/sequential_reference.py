@@ -1,0 +1,200 @@
+"""The original erasure algorithm, implemented literally, as a slow reference (paper.md 6.4).
+
+For every removal ordering: zero one more item per step, L1-renormalise the *current* weights
+(torch `normalize(p=1)`, floor 1e-12), run the head on the stored vectors, stop at the first decision
+flip. Each step is one jitted head call over the whole batch (fixed shape; documents that already
+flipped or ran out of items are masked out), with one host check per step of whether any document is
+still active. Single erasures are one head call per position. Used by the tests and by
+`experiments.benchmark_erasure`; the library never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FLOOR = 1e-12
+
+
+def l1_normalise(w: jax.Array) -> jax.Array:
+    """torch.nn.functional.normalize(w, p=1, dim=-1): w / max(||w||_1, 1e-12). `[batch, items]`."""
+    return w / jnp.maximum(jnp.sum(jnp.abs(w), axis=-1, keepdims=True), FLOOR)
+
+
+def np_log_softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def np_js(logits_p: np.ndarray, logits_q: np.ndarray) -> np.ndarray:
+    """JS divergence in nats (float64 numpy), `[..., classes]` -> `[...]`, not clipped."""
+    lp, lq = np_log_softmax(logits_p), np_log_softmax(logits_q)
+    p, q = np.exp(lp), np.exp(lq)
+    lm = np.log(0.5 * (p + q))
+    kl_pm = np.sum(np.where(p > 0, p * (lp - lm), 0.0), -1)
+    kl_qm = np.sum(np.where(q > 0, q * (lq - lm), 0.0), -1)
+    return 0.5 * kl_pm + 0.5 * kl_qm
+
+
+class SequentialReference:
+    """The original loops for one head. `head(values [B, n, d], weights [B, n]) -> [B, C]`."""
+
+    def __init__(self, head: Callable[[jax.Array, jax.Array], jax.Array]):
+        self.head = head
+        self._head = jax.jit(head)
+        self._step = jax.jit(self._step_impl)
+        self._grad = jax.jit(self._grad_impl)
+
+    def _step_impl(self, values, w, item, active, k, length, predicted, alpha, mass, k_found, pm):
+        rows = jnp.arange(w.shape[0])
+        w = w.at[rows, item].set(jnp.where(active, 0.0, w[rows, item]))
+        w = jnp.where(active[:, None], l1_normalise(w), w)
+        logits = self.head(values, w)
+        mass = mass + jnp.where(active, alpha[rows, item], 0.0)
+        flip = active & (jnp.argmax(logits, axis=-1) != predicted)
+        k_found = jnp.where(flip, k, k_found)
+        pm = jnp.where(flip, mass, pm)
+        active = active & ~flip & (k < length)
+        return w, active, mass, k_found, pm, logits
+
+    def _grad_impl(self, values, alpha, mask, predicted):
+        def total(w):
+            p = jax.nn.softmax(self.head(values, w), axis=-1)
+            return jnp.sum(jnp.take_along_axis(p, predicted[:, None], axis=1))
+
+        return jnp.where(mask, jax.grad(total)(alpha), 0.0)
+
+    def single_erasures(self, values, alpha, mask) -> np.ndarray:
+        """Logits after zeroing each position alone: `[B, n, C]` (one head call per position)."""
+        out = []
+        n = mask.shape[1]
+        for i in range(n):
+            keep = mask & (jnp.arange(n) != i)[None, :]
+            out.append(self._head(values, l1_normalise(jnp.where(keep, alpha, 0.0))))
+        return np.stack(jax.device_get(out), axis=1)
+
+    def removal(
+        self, values, alpha, mask, order, predicted, *, stop_at_flip: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Remove items along `order [B, n]` one per step until each document's decision flips.
+
+        Returns k (first flip, -1 never), probmass, frac (-1 never) `[B]`, and with
+        stop_at_flip=False also logits `[B, n, C]` of every step (k = 1..n; rows past a document's
+        length repeat its last step).
+        """
+        values, alpha = jnp.asarray(values), jnp.asarray(alpha)
+        mask = jnp.asarray(mask, bool)
+        order = jnp.asarray(order, jnp.int32)
+        predicted = jnp.asarray(predicted, jnp.int32)
+        length = jnp.sum(mask, axis=-1).astype(jnp.int32)
+        b, n = mask.shape
+        w = jnp.where(mask, alpha, 0.0)
+        active = length > 0
+        mass = jnp.zeros(b, alpha.dtype)
+        k_found = jnp.full(b, -1, jnp.int32)
+        pm = jnp.full(b, -1.0, alpha.dtype)
+        steps = []
+        alive = active if not stop_at_flip else None
+        for k in range(1, n + 1):
+            if stop_at_flip:
+                w, active, mass, k_found, pm, _ = self._step(
+                    values,
+                    w,
+                    order[:, k - 1],
+                    active,
+                    k,
+                    length,
+                    predicted,
+                    alpha,
+                    mass,
+                    k_found,
+                    pm,
+                )
+                if not bool(jnp.any(active)):
+                    break
+            else:
+                # Keep removing after the flip (to record whole curves); flips still recorded once.
+                w, alive_next, mass, k_new, pm_new, logits = self._step(
+                    values,
+                    w,
+                    order[:, k - 1],
+                    alive,
+                    k,
+                    length,
+                    predicted,
+                    alpha,
+                    mass,
+                    k_found,
+                    pm,
+                )
+                first = (k_found == -1) & (k_new != -1)
+                k_found = jnp.where(first, k_new, k_found)
+                pm = jnp.where(first, pm_new, pm)
+                alive = alive & (k < length)
+                steps.append(logits)
+        k_np, pm_np, len_np = (np.asarray(x) for x in (k_found, pm, length))
+        out = {
+            "k": k_np,
+            "probmass": np.where(k_np > 0, pm_np, -1.0),
+            "frac": np.where(k_np > 0, k_np / np.maximum(len_np, 1), -1.0),
+        }
+        if not stop_at_flip:
+            out["logits"] = np.stack(jax.device_get(steps), axis=1)
+        return out
+
+    def gradient(self, values, alpha, mask, predicted) -> np.ndarray:
+        """d p_yhat / d alpha (alpha as a free input), `[B, n]`."""
+        return np.asarray(
+            self._grad(
+                jnp.asarray(values),
+                jnp.asarray(alpha),
+                jnp.asarray(mask, bool),
+                jnp.asarray(predicted, jnp.int32),
+            )
+        )
+
+    def suite(
+        self,
+        values,
+        alpha,
+        mask,
+        predicted,
+        random_orders: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Single erasures of every item plus first flips of attention (desc/asc), gradient,
+        gradient x attention and the given random orderings `[B, num, n]`."""
+        mask_np = np.asarray(mask, bool)
+        single = self.single_erasures(values, alpha, mask)
+        base = np.asarray(self._head(values, alpha))
+        grad = self.gradient(values, alpha, mask, predicted)
+        alpha_np = np.asarray(alpha)
+        out: dict[str, np.ndarray] = {
+            "single_logits": single,
+            "single_js": np.where(mask_np, np.clip(np_js(base[:, None], single), 0, None), 0.0),
+            "single_pred": np.argmax(single, -1),
+            "gradient": grad,
+        }
+        orders: Mapping[str, np.ndarray] = {
+            "attention": stable_descending(alpha_np, mask_np),
+            "attention_asc": stable_descending(-alpha_np, mask_np),
+            "gradient": stable_descending(grad, mask_np),
+            "grad_x_attention": stable_descending(grad * alpha_np, mask_np),
+        }
+        orders = dict(orders)
+        for i in range(random_orders.shape[1]):
+            orders[f"random{i}"] = np.asarray(random_orders[:, i])
+        for name, order in orders.items():
+            res = self.removal(values, alpha, mask, order, predicted)
+            for key, val in res.items():
+                out[f"rank_{name}_{key}"] = val
+        return out
+
+
+def stable_descending(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """numpy stable descending argsort, padded positions last. `[B, n]`."""
+    key = np.where(mask, -np.asarray(scores, np.float64), np.inf)
+    return np.argsort(key, axis=-1, kind="stable")
