@@ -1,0 +1,144 @@
+"""`ModelResults`: the erasure results of one trained model, plus what the report needs about it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from attn_interp.erasure import summarize
+
+# Display names (paper.md §1.1 figure labels) and the order models appear in tables and figures.
+ARCH_LABELS = {
+    "han_rnn": "HANrnn",
+    "han_conv": "HANconv",
+    "han_noenc": "HANnoenc",
+    "flan_rnn": "FLANrnn",
+    "flan_conv": "FLANconv",
+    "flan_noenc": "FLANnoenc",
+}
+RANKING_LABELS = {
+    "random0": "Random",
+    "attention": "Attention",
+    "gradient": "Gradient",
+    "grad_x_attention": "Attn * Grad",
+    "minimum": "Exact minimum",
+    "attention_asc": "Attention (ascending)",
+    "leave_one_out": "Leave-one-out JS",
+    "norm": "Attention x norm",
+}
+# Rankings of Figures 5/6, in the paper's box order, then the exact minimum flip set (§12).
+BOX_RANKINGS = ("random0", "attention", "gradient", "grad_x_attention")
+# (name, top single-erasure target, random target, delta prefix) of Table 2 and its variants.
+COMPARISONS = (
+    ("attention", "top", "rand", ""),
+    ("gradient", "grad_top", "grad_rand", "grad_"),
+    ("grad_x_attention", "gxa_top", "gxa_rand", "gxa_"),
+)
+COMPARISON_LABELS = {"attention": "i*", "gradient": "i*_g", "grad_x_attention": "i*_p"}
+
+_REQUIRED = ("seq_len", "doc_id")
+
+
+def arch_label(arch: str) -> str:
+    """Display name of an architecture ("han_rnn" -> "HANrnn"); unknown names pass through."""
+    return ARCH_LABELS.get(arch, arch)
+
+
+def ranking_label(name: str) -> str:
+    """Display name of a ranking ("grad_x_attention" -> "Attn * Grad")."""
+    if name in RANKING_LABELS:
+        return RANKING_LABELS[name]
+    if name.startswith("random") and name[6:].isdigit():
+        return f"Random #{name[6:]}"
+    return name
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelResults:
+    """Erasure results of one model on one dataset.
+
+    dataset: dataset name (e.g. "yahoo_answers_10k").
+    arch: architecture, one of `attn_interp.models.ARCHITECTURES` (other names are allowed).
+    results: the `run_suite` / `load_erasure_results` dict: per-instance arrays `[docs]` and
+      ragged "items/..." arrays `[sum of seq_len]`.
+    summary: `attn_interp.erasure.summarize(results)`; computed when None.
+    test_accuracy: accuracy of the model over all test documents (paper quirk Q8), or None.
+    test_documents: number of test documents behind `test_accuracy`, or None.
+    documents: optional rows of documents.jsonl (doc_index, label, predicted, seq_len, items: the
+      item strings: sentences for HAN, tokens for FLAN), used by the per-document view.
+    class_names: optional class names, indexed by class id.
+    """
+
+    dataset: str
+    arch: str
+    results: Mapping[str, np.ndarray]
+    summary: Mapping[str, Any] | None = None
+    test_accuracy: float | None = None
+    test_documents: int | None = None
+    documents: Sequence[Mapping[str, Any]] | None = None
+    class_names: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        missing = [k for k in _REQUIRED if k not in self.results]
+        if missing:
+            raise ValueError(
+                f"results of {self.arch} on {self.dataset} lack {missing}; pass the dict returned "
+                "by attn_interp.erasure.run_suite or load_erasure_results."
+            )
+        results = {k: np.asarray(v) for k, v in self.results.items()}
+        object.__setattr__(self, "results", results)
+        if self.summary is None:
+            object.__setattr__(self, "summary", summarize(results))
+
+    @property
+    def label(self) -> str:
+        """ "HANrnn / yahoo_answers_10k"."""
+        return f"{arch_label(self.arch)} / {self.dataset}"
+
+    @property
+    def included(self) -> np.ndarray:
+        """bool `[docs]`: the instances every erasure statistic uses (n > 1, paper.md §6.6)."""
+        return self.results["seq_len"] > 1
+
+    def has(self, key: str) -> bool:
+        """Whether the results hold `key`."""
+        return key in self.results
+
+    def column(self, key: str, *, included: bool = True) -> np.ndarray:
+        """Per-instance array `key` (`[docs]`), restricted to n > 1 unless `included=False`."""
+        if key not in self.results:
+            raise KeyError(
+                f"results of {self.label} have no {key!r}; re-run the erasure tests with the "
+                "ranking / option that produces it."
+            )
+        x = self.results[key]
+        return x[self.included] if included else x
+
+    def item_offsets(self) -> np.ndarray:
+        """int `[docs + 1]`: document i's items are `items/...[offsets[i]:offsets[i + 1]]`."""
+        return np.concatenate([[0], np.cumsum(self.results["seq_len"].astype(np.int64))])
+
+
+def order_models(models: Sequence[ModelResults]) -> list[ModelResults]:
+    """Models sorted by dataset (first-seen order), then by the paper's architecture order."""
+    datasets = list(dict.fromkeys(m.dataset for m in models))
+    archs = list(ARCH_LABELS)
+
+    def key(m: ModelResults):
+        a = archs.index(m.arch) if m.arch in archs else len(archs)
+        return (datasets.index(m.dataset), a, m.arch)
+
+    return sorted(models, key=key)
+
+
+def architectures(models: Sequence[ModelResults]) -> list[str]:
+    """The architectures present, in the paper's order."""
+    return list(dict.fromkeys(m.arch for m in order_models(models)))
+
+
+def datasets(models: Sequence[ModelResults]) -> list[str]:
+    """The datasets present, in first-seen order."""
+    return list(dict.fromkeys(m.dataset for m in models))
