@@ -1,0 +1,1 @@
+"""TFDS builder package `amazon_5class` (see README.md)."""

@@ -1,0 +1,1 @@
+"""TFDS builder package `imdb_10class` (see README.md)."""

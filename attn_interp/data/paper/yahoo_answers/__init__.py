@@ -1,0 +1,1 @@
+"""TFDS builder package `yahoo_answers` (see README.md)."""

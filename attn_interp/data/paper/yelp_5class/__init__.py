@@ -1,0 +1,1 @@
+"""TFDS builder package `yelp_5class` (see README.md)."""
