@@ -9,15 +9,15 @@ Typical use::
     batches = make_batches(corpus, BatchConfig(), hierarchical=True, train=True, seed=0, epoch=0)
 """
 
-from attn_interp.data import local as _local  # noqa: F401  (registers "local")
 from attn_interp.data import imdb as _imdb  # noqa: F401  (registers "imdb_50k")
+from attn_interp.data import local as _local  # noqa: F401  (registers "local")
 from attn_interp.data import yahoo as _yahoo  # noqa: F401  (registers "yahoo_answers_10k")
-from attn_interp.data.paper import loaders as _paper  # noqa: F401  (registers the paper's datasets)
 from attn_interp.data.batching import BatchConfig, apply_training_caps, make_batches, padding_stats
 from attn_interp.data.config import DataConfig
 from attn_interp.data.dataset import LoadedDataset, Split
 from attn_interp.data.encoding import EncodedCorpus, build_vocabulary, encode_corpus
 from attn_interp.data.fetch import FetchError
+from attn_interp.data.paper import loaders as _paper  # noqa: F401  (registers the paper's datasets)
 from attn_interp.data.paper.splits import PAPER_TRAINING_CAPS, paper_batch_config
 from attn_interp.data.readers import DataFormatError
 from attn_interp.data.registry import available_datasets, load_splits, register_dataset
