@@ -1,0 +1,295 @@
+r"""The main job: train, run the erasure tests, write the figures, tables and report.
+
+    python -m experiments.reproduce --workdir=/tmp/repro
+    python -m experiments.reproduce --workdir=/tmp/repro --models=all --epochs=3
+    python -m experiments.reproduce --workdir=/tmp/smoke --smoke \
+        --dataset=local --local_path=tiny.csv --models=han_noenc,flan_noenc
+
+Stages per dataset: Table 1 statistics (WORKDIR/dataset_stats/DATASET.json); then per model:
+training into WORKDIR/runs/DATASET/ARCH (skipped when final.json exists), the erasure tests on
+the test split into WORKDIR/runs/DATASET/ARCH/erasure (skipped when summary.json exists and the
+manifest matches these settings; an interrupted run resumes from its saved shards); finally
+WORKDIR/report/report.md and report.html with every table, figure and per-document view.
+
+Data flags are those of `experiments.dataset_stats` (one per `DataConfig` field); `--dataset`
+is used when `--datasets` is not given. `--smoke` trains tiny models (embed 16, hidden 8) for one
+epoch on at most 60 documents per split and erases at most 40 test documents: seconds per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+from absl import app, flags
+
+from experiments import dataset_stats
+
+# Architectures trained by default: the ones that fit in about 20 minutes on a 2-core CPU
+# (see README "Main job" for the measured epoch times); `--models=all` trains all six.
+DEFAULT_MODELS = ("han_conv", "flan_conv")
+SMOKE_OVERRIDES = {"embed_dim": 16, "hidden": 8}
+SMOKE_DOCS_PER_SPLIT = 60
+SMOKE_TEST_DOCS = 40
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder of the whole job (required).")
+_MODELS = flags.DEFINE_string(
+    "models",
+    ",".join(DEFAULT_MODELS),
+    "Comma-separated architectures (han_rnn, han_conv, han_noenc, flan_rnn, flan_conv, "
+    "flan_noenc) or 'all'.",
+)
+_DATASETS = flags.DEFINE_list(
+    "datasets", None, "Comma-separated dataset names; default: the --dataset flag."
+)
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Override the preset's maximum epochs.")
+_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models, few documents, one epoch (seconds).")
+_MAX_TEST_DOCS = flags.DEFINE_integer(
+    "max_test_docs", None, "Erase only the first N test documents (default: all; smoke: 40)."
+)
+_NUM_RANDOM = flags.DEFINE_integer("num_random", 5, "Random removal orderings per document.")
+_RANDOM_MODE = flags.DEFINE_enum(
+    "random_mode", "paper", ["paper", "code_compatible"], "How the random item r is drawn (Q1)."
+)
+_POINTS_PER_BIN = flags.DEFINE_integer(
+    "points_per_bin",
+    None,
+    "Figure 3: plot at most N points per 0.005-wide Δα bin (the maximum is kept); default all.",
+)
+
+
+def log(msg: str) -> None:
+    """One progress line on stdout."""
+    print(f"[reproduce {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def parse_models(text: str) -> list[str]:
+    """'all' or a comma list -> architectures, validated."""
+    from attn_interp.models import ARCHITECTURES
+
+    if text.strip() == "all":
+        return list(ARCHITECTURES)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in ARCHITECTURES]
+    if bad or not names:
+        raise app.UsageError(
+            f"--models={text!r}: unknown {bad or 'empty list'}; use 'all' or a comma list of "
+            f"{', '.join(ARCHITECTURES)}."
+        )
+    return list(dict.fromkeys(names))
+
+
+def data_config(dataset: str, smoke: bool):
+    """The DataConfig of one dataset from the data flags (smoke: few documents per split)."""
+    cfg = dataclasses.replace(dataset_stats.config_from_flags(), dataset=dataset)
+    if smoke and cfg.max_docs_per_split is None:
+        cfg = dataclasses.replace(cfg, max_docs_per_split=SMOKE_DOCS_PER_SPLIT)
+    return cfg
+
+
+def stats_stage(data_cfg, workdir: str, min_count: int) -> dict:
+    """Table 1 figures of one dataset, cached in WORKDIR/dataset_stats/DATASET.json."""
+    from attn_interp.data import load_splits
+
+    path = os.path.join(workdir, "dataset_stats", f"{data_cfg.dataset}.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            stats = json.load(f)
+        if stats.get("config") == _json(data_cfg):
+            log(f"dataset statistics of {data_cfg.dataset}: reusing {path}")
+            return stats
+    log(f"dataset statistics of {data_cfg.dataset}: computing")
+    stats = dataset_stats.compute_stats(load_splits(data_cfg), min_count=min_count)
+    stats["config"] = _json(data_cfg)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(stats, f, indent=2)
+    return stats
+
+
+def _json(cfg) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+
+
+def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_count: int):
+    """Trains one model into `run_dir` unless it holds final.json; returns final.json's content."""
+    from attn_interp.train import paper_preset
+    from attn_interp.train.run import FINAL_FILE, train_and_evaluate
+
+    final_path = os.path.join(run_dir, FINAL_FILE)
+    if os.path.isfile(final_path):
+        log(f"train {arch} on {data_cfg.dataset}: finished run found, reusing {run_dir}")
+        with open(final_path) as f:
+            return json.load(f)
+    preset = paper_preset(data_cfg.dataset, arch)
+    train_cfg = preset.train
+    overrides = dataclasses.asdict(preset.dropouts)
+    if smoke:
+        train_cfg = dataclasses.replace(train_cfg, epochs=1, save_every_steps=0)
+        overrides.update(SMOKE_OVERRIDES)
+    if epochs is not None:
+        train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
+    train_cfg = dataclasses.replace(train_cfg, progress=not smoke)
+    log(f"train {arch} on {data_cfg.dataset}: up to {train_cfg.epochs} epochs into {run_dir}")
+    start = time.perf_counter()
+    final = train_and_evaluate(
+        data_cfg, train_cfg, run_dir, arch=arch, model_overrides=overrides, min_count=min_count
+    )
+    log(
+        f"train {arch} on {data_cfg.dataset}: test accuracy {final['test_accuracy']:.4f} after "
+        f"{final['epochs']} epochs ({time.perf_counter() - start:.0f} s)"
+    )
+    return final
+
+
+def erasure_config(smoke: bool):
+    """The ErasureConfig of the job."""
+    from attn_interp.erasure import ErasureConfig
+
+    return ErasureConfig(
+        random_mode=_RANDOM_MODE.value, num_random=2 if smoke else _NUM_RANDOM.value
+    )
+
+
+def _erasure_done(out_dir: str, run_dir: str, config, max_docs) -> bool | None:
+    """True: finished with these settings; False: nothing or a partial run of them; None: another
+    setup (or an older model) is there."""
+    manifest_path = os.path.join(out_dir, "manifest.json")
+    summary_path = os.path.join(out_dir, "summary.json")
+    if not os.path.isfile(manifest_path):
+        return False
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    want = _json(config)
+    got = dict(manifest.get("erasure_config", {}))
+    same = (
+        all(got.get(k) == v for k, v in want.items() if k in got)
+        and manifest.get("split") == "test"
+        and manifest.get("max_docs") == max_docs
+    )
+    final = os.path.join(run_dir, "final.json")
+    if same and os.path.getmtime(manifest_path) < os.path.getmtime(final):
+        same = False  # the model was retrained after these results
+    if not same:
+        return None
+    return os.path.isfile(summary_path)
+
+
+def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool) -> str:
+    """Runs (or reuses) the erasure tests of one trained run; returns the output folder."""
+    from attn_interp.erasure.evaluate import evaluate_run
+
+    out_dir = os.path.join(run_dir, "erasure")
+    done = _erasure_done(out_dir, run_dir, config, max_docs)
+    if done:
+        log(f"erasure {label}: finished results found, reusing {out_dir}")
+        return out_dir
+    if done is None:
+        log(f"erasure {label}: {out_dir} holds results of other settings; recomputing")
+    log(f"erasure {label}: running on {'all' if max_docs is None else max_docs} test documents")
+    start = time.perf_counter()
+    evaluate_run(
+        run_dir,
+        config,
+        split="test",
+        max_docs=max_docs,
+        out_dir=out_dir,
+        progress=progress,
+        overwrite=done is None,
+    )
+    log(f"erasure {label}: done ({time.perf_counter() - start:.0f} s)")
+    return out_dir
+
+
+def load_model_results(dataset: str, arch: str, run_dir: str, final: dict):
+    """`ModelResults` of one finished run (erasure results, accuracy, documents, class names)."""
+    from attn_interp.analysis import ModelResults
+    from attn_interp.erasure.evaluate import load_erasure_results
+
+    out_dir = os.path.join(run_dir, "erasure")
+    results, summary = load_erasure_results(out_dir)
+    documents = []
+    docs_path = os.path.join(out_dir, "documents.jsonl")
+    if os.path.isfile(docs_path):
+        with open(docs_path, encoding="utf-8") as f:
+            documents = [json.loads(line) for line in f if line.strip()]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        class_names = json.load(f).get("class_names")
+    return ModelResults(
+        dataset=dataset,
+        arch=arch,
+        results=results,
+        summary=summary,
+        test_accuracy=final.get("test_accuracy"),
+        test_documents=final.get("test_documents"),
+        documents=documents or None,
+        class_names=class_names,
+    )
+
+
+def run() -> str:
+    """Runs every stage per the parsed flags; returns the path of report.md."""
+    import jax
+
+    from attn_interp.analysis import write_report
+
+    if not _WORKDIR.value:
+        raise app.UsageError("--workdir is required (the output folder of the job).")
+    workdir = os.path.abspath(_WORKDIR.value)
+    smoke = _SMOKE.value
+    models = parse_models(_MODELS.value)
+    datasets = _DATASETS.value or [flags.FLAGS.dataset]
+    max_docs = _MAX_TEST_DOCS.value
+    if max_docs is None and smoke:
+        max_docs = SMOKE_TEST_DOCS
+    min_count = flags.FLAGS.min_count
+    config = erasure_config(smoke)
+    log(
+        f"workdir {workdir}; datasets {datasets}; models {models}; backend "
+        f"{jax.default_backend()}{'; smoke mode' if smoke else ''}"
+    )
+    all_stats, all_models = [], []
+    for dataset in datasets:
+        data_cfg = data_config(dataset, smoke)
+        all_stats.append(stats_stage(data_cfg, workdir, min_count))
+        for arch in models:
+            run_dir = os.path.join(workdir, "runs", dataset, arch)
+            final = train_stage(
+                data_cfg, arch, run_dir, epochs=_EPOCHS.value, smoke=smoke, min_count=min_count
+            )
+            erasure_stage(run_dir, f"{arch} on {dataset}", config, max_docs, progress=not smoke)
+            all_models.append(load_model_results(dataset, arch, run_dir, final))
+    notes = [
+        f"Datasets: {', '.join(datasets)}. Models: {', '.join(models)}. "
+        f"Epochs: {_EPOCHS.value or ('1 (smoke)' if smoke else 'preset')}. "
+        f"Erased test documents per model: {'all' if max_docs is None else f'first {max_docs}'}.",
+        f"Erasure settings: random item r drawn in '{config.random_mode}' mode, "
+        f"{config.num_random} random orderings (figures use #0), backend {jax.default_backend()}.",
+    ]
+    if smoke:
+        notes.append(
+            "SMOKE RUN: tiny models (embed 16, hidden 8), one epoch, few documents; the numbers "
+            "only show that the pipeline works."
+        )
+    log(f"report: writing figures and tables for {len(all_models)} models")
+    md_path, html_path = write_report(
+        all_models,
+        os.path.join(workdir, "report"),
+        dataset_stats=all_stats,
+        notes=notes,
+        max_points_per_bin=_POINTS_PER_BIN.value,
+    )
+    log(f"report written: {md_path} and {html_path}")
+    return md_path
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    run()
+
+
+if __name__ == "__main__":
+    app.run(main)
