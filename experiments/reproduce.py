@@ -203,37 +203,11 @@ def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool)
     return out_dir
 
 
-def load_model_results(dataset: str, arch: str, run_dir: str, final: dict):
-    """`ModelResults` of one finished run (erasure results, accuracy, documents, class names)."""
-    from attn_interp.analysis import ModelResults
-    from attn_interp.erasure.evaluate import load_erasure_results
-
-    out_dir = os.path.join(run_dir, "erasure")
-    results, summary = load_erasure_results(out_dir)
-    documents = []
-    docs_path = os.path.join(out_dir, "documents.jsonl")
-    if os.path.isfile(docs_path):
-        with open(docs_path, encoding="utf-8") as f:
-            documents = [json.loads(line) for line in f if line.strip()]
-    with open(os.path.join(run_dir, "config.json")) as f:
-        class_names = json.load(f).get("class_names")
-    return ModelResults(
-        dataset=dataset,
-        arch=arch,
-        results=results,
-        summary=summary,
-        test_accuracy=final.get("test_accuracy"),
-        test_documents=final.get("test_documents"),
-        documents=documents or None,
-        class_names=class_names,
-    )
-
-
 def run() -> str:
     """Runs every stage per the parsed flags; returns the path of report.md."""
     import jax
 
-    from attn_interp.analysis import write_report
+    from attn_interp.analysis import load_model_results, write_report
 
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required (the output folder of the job).")
@@ -256,11 +230,11 @@ def run() -> str:
         all_stats.append(stats_stage(data_cfg, workdir, min_count))
         for arch in models:
             run_dir = os.path.join(workdir, "runs", dataset, arch)
-            final = train_stage(
+            train_stage(
                 data_cfg, arch, run_dir, epochs=_EPOCHS.value, smoke=smoke, min_count=min_count
             )
             erasure_stage(run_dir, f"{arch} on {dataset}", config, max_docs, progress=not smoke)
-            all_models.append(load_model_results(dataset, arch, run_dir, final))
+            all_models.append(load_model_results(run_dir))
     notes = [
         f"Datasets: {', '.join(datasets)}. Models: {', '.join(models)}. "
         f"Epochs: {_EPOCHS.value or ('1 (smoke)' if smoke else 'preset')}. "

@@ -14,6 +14,7 @@ from attn_interp.analysis.figures import (
     figure_removal_boxplots,
     subsample_per_bin,
 )
+from attn_interp.analysis.loading import load_model_results
 from attn_interp.analysis.model_results import ModelResults, arch_label, ranking_label
 from attn_interp.analysis.report import claims, write_report
 from attn_interp.analysis.tables import (
@@ -44,6 +45,7 @@ __all__ = [
     "figure_negative_js_hist",
     "figure_optimality_gap",
     "figure_removal_boxplots",
+    "load_model_results",
     "never_flip_table",
     "not_optimal_table",
     "optimality_gap_table",

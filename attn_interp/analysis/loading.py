@@ -1,0 +1,53 @@
+"""`load_model_results`: a `ModelResults` from a trained run folder with finished erasure tests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from attn_interp.analysis.model_results import ModelResults
+
+
+def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> ModelResults:
+    """Reads a run folder (final.json, config.json) and its erasure results into `ModelResults`.
+
+    Args:
+      run_dir: a training run folder (`experiments.train --workdir`) that holds final.json.
+      erasure_dir: the `evaluate_run` output folder (default RUN_DIR/erasure).
+
+    Raises:
+      FileNotFoundError: training or the erasure tests have not finished.
+    """
+    from attn_interp.erasure.evaluate import load_erasure_results
+
+    run_dir = os.path.abspath(run_dir)
+    final_path = os.path.join(run_dir, "final.json")
+    if not os.path.isfile(final_path):
+        raise FileNotFoundError(
+            f"{run_dir} has no final.json: training has not finished. Run "
+            "`python -m experiments.train --workdir=RUN` first."
+        )
+    with open(final_path) as f:
+        final = json.load(f)
+    out_dir = os.path.abspath(erasure_dir or os.path.join(run_dir, "erasure"))
+    results, summary = load_erasure_results(out_dir)
+    documents = None
+    docs_path = os.path.join(out_dir, "documents.jsonl")
+    if os.path.isfile(docs_path):
+        with open(docs_path, encoding="utf-8") as f:
+            documents = [json.loads(line) for line in f if line.strip()]
+    class_names = None
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            class_names = json.load(f).get("class_names")
+    return ModelResults(
+        dataset=str(final.get("dataset", "?")),
+        arch=str(final.get("model", "?")),
+        results=results,
+        summary=summary,
+        test_accuracy=final.get("test_accuracy"),
+        test_documents=final.get("test_documents"),
+        documents=documents,
+        class_names=class_names,
+    )
