@@ -40,6 +40,10 @@ class TrainConfig:
       The paper's "maximum_samples_per_batch" counts documents x padded length, where the padded
       length is the document (FLAN: the same quantity) or the longest sentence (HAN). HAN presets
       therefore use the paper's cap x `HAN_SENTENCES_PER_CAP` (16 padded sentences).
+    max_sentences_per_doc / max_tokens_per_sentence: training-only length caps (longer documents
+      are dropped from training, never from evaluation), as the paper filtered its training files.
+    shape_ladder_ratio: pad every batch dimension up to the next value of the ladder 8, then
+      x ratio (rounded up to 8): bounds the number of jit compilations (0 = keep batch shapes).
     save_every_steps: also save a resumable checkpoint every this many optimizer steps (0 = only at
       epoch ends).
     """
@@ -57,6 +61,9 @@ class TrainConfig:
     batch_size: int = 64
     max_cells_per_batch: int = 16000
     seed: int = 458
+    max_sentences_per_doc: int | None = None
+    max_tokens_per_sentence: int | None = None
+    shape_ladder_ratio: float = 2.0
     save_every_steps: int = 50
     progress: bool = True
 
@@ -73,6 +80,10 @@ class TrainConfig:
         if not 0.0 < self.lr_decay_factor <= 1.0:
             raise ValueError(
                 f"TrainConfig.lr_decay_factor={self.lr_decay_factor} must be in (0, 1]."
+            )
+        if self.shape_ladder_ratio and self.shape_ladder_ratio <= 1.0:
+            raise ValueError(
+                f"TrainConfig.shape_ladder_ratio={self.shape_ladder_ratio} must be > 1 (or 0 = off)."
             )
         if self.save_every_steps < 0:
             raise ValueError("TrainConfig.save_every_steps must be >= 0 (0 = epoch ends only).")
@@ -94,6 +105,14 @@ class Preset:
     train: TrainConfig
     dropouts: Dropouts
 
+
+# Training-file filters of the paper (paper.md §3.1): (max sentences, max tokens per sentence).
+_FAMILY_TRAIN_CAPS = {
+    "yahoo": (50, 350),
+    "imdb": (None, None),
+    "amazon": (15, 130),
+    "yelp": (43, 200),
+}
 
 # (lr, word dropout, sentence dropout, logit dropout HAN, logit dropout FLAN, epochs, seed HAN,
 #  seed FLAN, max tokens HAN, max tokens FLAN, rnn clip mode); paper.md §1.8, "pt" seeds.
@@ -151,6 +170,8 @@ def paper_preset(dataset: str, arch: str) -> Preset:
         clip_threshold=10.0 if clip == "norm" else 50.0,
         max_cells_per_batch=cap_han * HAN_SENTENCES_PER_CAP if han else cap_flan,
         seed=seed_han if han else seed_flan,
+        max_sentences_per_doc=_FAMILY_TRAIN_CAPS[family][0],
+        max_tokens_per_sentence=_FAMILY_TRAIN_CAPS[family][1],
     )
     dropouts = Dropouts(
         word_dropout=word,

@@ -27,6 +27,7 @@ from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
 from attn_interp.train.serialize import config_from_json, config_to_json
+from attn_interp.train.shapes import bucket_batches
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -61,7 +62,10 @@ def batch_config(train_cfg: TrainConfig) -> Any:
     from attn_interp.data import BatchConfig
 
     return BatchConfig(
-        batch_size=train_cfg.batch_size, max_cells_per_batch=train_cfg.max_cells_per_batch
+        batch_size=train_cfg.batch_size,
+        max_cells_per_batch=train_cfg.max_cells_per_batch,
+        max_sentences_per_doc=train_cfg.max_sentences_per_doc,
+        max_tokens_per_sentence=train_cfg.max_tokens_per_sentence,
     )
 
 
@@ -171,13 +175,19 @@ def train_and_evaluate(
     }
     bcfg = batch_config(train_cfg)
 
+    ratio = train_cfg.shape_ladder_ratio
+
     def train_batches(epoch: int):
-        return data_lib.make_batches(
+        batches = data_lib.make_batches(
             corpora["train"], bcfg, hierarchical=hier, train=True, seed=train_cfg.seed, epoch=epoch
         )
+        return bucket_batches(batches, ratio)
 
-    validation = data_lib.make_batches(corpora["validation"], bcfg, hierarchical=hier, train=False)
-    test = data_lib.make_batches(corpora["test"], bcfg, hierarchical=hier, train=False)
+    def eval_batches(split: str):
+        batches = data_lib.make_batches(corpora[split], bcfg, hierarchical=hier, train=False)
+        return bucket_batches(batches, ratio)
+
+    validation, test = eval_batches("validation"), eval_batches("test")
 
     embeddings = None
     if embeddings_path and RunCheckpoints(workdir).latest_step(LATEST) is None:
