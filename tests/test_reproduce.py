@@ -1,0 +1,112 @@
+"""`python -m experiments.reproduce --smoke` end to end on a tiny local dataset (no network)."""
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_tiny_dataset(path: str, n: int = 90, seed: int = 0) -> None:
+    """A 3-class CSV whose labels depend on a marker word; 1 to 4 sentences per document."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(30)]
+    marker = {"pos": "good", "neg": "bad", "mid": "so"}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for _ in range(n):
+            label = rng.choice(sorted(marker))
+            sents = []
+            for _ in range(rng.randint(1, 4)):
+                toks = [rng.choice(words) for _ in range(rng.randint(3, 7))]
+                if rng.random() < 0.7:
+                    toks.insert(rng.randint(0, len(toks)), marker[label])
+                sents.append(" ".join(toks).capitalize() + ".")
+            w.writerow([" ".join(sents), label])
+
+
+def _run(args, tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", ATTN_INTERP_CACHE=str(tmp_path / "cache"))
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("reproduce")
+    data = tmp_path / "tiny.csv"
+    write_tiny_dataset(str(data))
+    workdir = tmp_path / "work"
+    args = [
+        f"--workdir={workdir}",
+        "--smoke",
+        "--dataset=local",
+        f"--local_path={data}",
+        f"--cache_dir={tmp_path / 'cache'}",
+        "--models=flan_noenc",
+        "--min_count=1",
+    ]
+    first = _run(args, tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return workdir, args, first, tmp_path
+
+
+def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
+    workdir, _, first, _ = smoke_run
+    report_md = workdir / "report" / "report.md"
+    assert f"report written: {report_md}" in first.stdout
+    for stage in ("dataset statistics", "train flan_noenc", "erasure flan_noenc", "report:"):
+        assert stage in first.stdout
+    run_dir = workdir / "runs" / "local" / "flan_noenc"
+    final = json.loads((run_dir / "final.json").read_text())
+    with np.load(run_dir / "erasure" / "results.npz") as f:
+        seq, top, rand = f["seq_len"], f["single_top_flip"], f["single_rand_flip"]
+    assert seq.size <= 40  # smoke: at most 40 erased test documents
+    inc = seq > 1
+    text = report_md.read_text(encoding="utf-8")
+    f_top = 100 * np.mean(top[inc] != -1)
+    f_rand = 100 * np.mean(rand[inc] != -1)
+    assert f"flips the decision in {f_top:.1f}% of documents" in text
+    assert f"a random other item r in {f_rand:.1f}%" in text
+    assert f"| local | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
+    assert "SMOKE RUN" in text
+    figures = os.listdir(workdir / "report" / "figures")
+    for stem in ("fig3_js_vs_alpha_attention", "fig4_negative_js_hist", "fig5_removal_frac"):
+        assert f"{stem}_flan_noenc.png" in figures and f"{stem}_flan_noenc.pdf" in figures
+        assert f"figures/{stem}_flan_noenc.png" in text
+    page = (workdir / "report" / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") >= 5  # self-contained: figures inlined
+    assert (workdir / "report" / "documents" / "local_flan_noenc.html").is_file()
+    stats = json.loads((workdir / "dataset_stats" / "local.json").read_text())
+    assert stats["num_classes"] == 3
+
+
+def test_rerun_skips_finished_stages(smoke_run):
+    workdir, args, _, tmp_path = smoke_run
+    summary = workdir / "runs" / "local" / "flan_noenc" / "erasure" / "summary.json"
+    before = summary.stat().st_mtime_ns
+    again = _run(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "finished run found" in again.stdout
+    assert "finished results found" in again.stdout
+    assert "reusing" in again.stdout and "computing" not in again.stdout
+    assert summary.stat().st_mtime_ns == before
+
+
+def test_unknown_model_is_a_usage_error(tmp_path):
+    bad = _run([f"--workdir={tmp_path}", "--models=han_lstm"], tmp_path)
+    assert bad.returncode != 0
+    assert "han_lstm" in bad.stderr and "flan_noenc" in bad.stderr
