@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.test_reproduce import write_tiny_dataset
+from test_reproduce import write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "colab", "quickstart.ipynb")
