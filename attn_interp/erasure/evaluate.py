@@ -1,0 +1,490 @@
+"""Erasure tests on a trained run: load the run, encode its test split, run the suite shard by shard.
+
+Output folder (default ``WORKDIR/erasure``):
+
+  manifest.json     erasure config, checkpoint step and parameter digest, data fingerprint, version
+  shards/           shard_00000.npz, ...: results of `shard_docs` documents each (atomic writes);
+                    a re-run skips the shards already there
+  results.npz       per-instance (and ragged "items/") arrays of every evaluated document, in split
+                    order (`write_outputs`), plus "label" `[docs]` and "logits" `[docs, classes]`
+  *.csv             the original code's CSVs (`write_outputs`)
+  summary.json      `summarize` + "model" (accuracy over all evaluated documents, counts) +
+                    "throughput" (documents/s, evaluations/s, erasure time / encoder time)
+  documents.jsonl   one line per document: doc_index, label, predicted, seq_len, items (the sentence
+                    texts for HAN, the tokens for FLAN)
+
+Every document with at least one token is evaluated (the paper's quirk Q8: accuracy over all of
+them, erasure statistics over n > 1 in `summarize`). Each document's random draws are seeded by its
+position in the split, so results do not depend on batching, sharding or interruptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+import attn_interp
+from attn_interp.erasure.config import AffineParams, ErasureConfig
+from attn_interp.erasure.outputs import write_outputs
+from attn_interp.erasure.suite import concatenate_results, ranking_names, run_suite
+from attn_interp.erasure.summary import summarize
+from attn_interp.types import AttentionInputs, Batch
+
+MANIFEST_FILE = "manifest.json"
+DOCUMENTS_FILE = "documents.jsonl"
+SHARD_DIR = "shards"
+RESULTS_FILE = "results.npz"
+SUMMARY_FILE = "summary.json"
+_TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
+# ErasureConfig fields that change how the work is chunked but never the results.
+_RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
+
+__all__ = ["ManifestMismatchError", "evaluate_run", "load_erasure_results"]
+
+
+class ManifestMismatchError(ValueError):
+    """An output folder holds (partial) results of another config, checkpoint or data set."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers.
+
+
+def _atomic_bytes(path: str, data: bytes) -> None:
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _atomic_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    folder = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def take_documents(results: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The documents at positions `rows` (in that order) of a results dict.
+
+    Per-instance arrays are indexed on their first axis; ragged "items/" arrays (each document
+    contributing `seq_len` consecutive entries) are regrouped segment by segment.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    seq = np.asarray(results["seq_len"], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(seq)[:-1]]).astype(np.int64)
+    seg = [np.arange(starts[r], starts[r] + seq[r]) for r in rows]
+    item_idx = np.concatenate(seg) if seg else np.zeros(0, np.int64)
+    out = {}
+    for key, value in results.items():
+        value = np.asarray(value)
+        out[key] = value[item_idx] if key.startswith("items/") else value[rows]
+    return out
+
+
+def _data_fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for text, label in zip(texts, np.asarray(labels).tolist(), strict=True):
+        h.update(f"{label}\t{len(text)}\t".encode())
+        h.update(text.encode("utf-8", errors="surrogatepass"))
+    return h.hexdigest()
+
+
+def _params_fingerprint(model: nnx.Module) -> str:
+    h = hashlib.sha256()
+    for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
+        arr = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{arr.dtype}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _items_of(text: str, hierarchical: bool) -> list[str]:
+    """Item strings of a document, one per attention position (as `encode_corpus` builds them)."""
+    from attn_interp.data import tokenize, tokenize_sentences
+
+    if hierarchical:
+        return [" ".join(s) for s in tokenize_sentences(text) if s]
+    return list(tokenize(text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest.
+
+
+def _manifest(
+    run, config: ErasureConfig, *, split: str, max_docs, shard_docs, step, data_sha, n_docs
+) -> dict[str, Any]:
+    cfg = dataclasses.asdict(config)
+    for name in _RESULT_NEUTRAL_FIELDS:
+        cfg.pop(name)
+    return json.loads(
+        json.dumps(
+            {
+                "erasure_config": cfg,
+                "workdir": run.workdir,
+                "which": run.which,
+                "checkpoint_step": step,
+                "params_sha256": _params_fingerprint(run.model),
+                "arch": run.model_config.arch,
+                "split": split,
+                "max_docs": max_docs,
+                "shard_docs": shard_docs,
+                "data_sha256": data_sha,
+                "documents": n_docs,
+                "package_version": attn_interp.__version__,
+            },
+            default=_json_default,
+        )
+    )
+
+
+def _check_manifest(path: str, new: dict[str, Any]) -> None:
+    with open(path) as f:
+        try:
+            old = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ManifestMismatchError(
+                f"{path} is unreadable ({err}); pass overwrite=True (--overwrite) to start over."
+            ) from err
+    ignore = {"workdir"}  # the same run may be moved or mounted elsewhere
+    diffs = []
+    for key in sorted((set(old) | set(new)) - ignore):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [
+                f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            ]
+        elif a != b:
+            diffs.append(f"{key}: {a!r} -> {b!r}")
+    if diffs:
+        raise ManifestMismatchError(
+            f"{os.path.dirname(path)} holds erasure results of another setup "
+            f"({'; '.join(diffs[:8])}). Repeat the original settings to resume, choose another "
+            "output folder, or pass overwrite=True (--overwrite) to delete them and start over."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward pass and per-shard work.
+
+
+def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionInputs, jax.Array]]:
+    """Jitted tokens -> (AttentionInputs of the erased layer, full-model logits `[batch, C]`)."""
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def forward(state, tokens):
+        m = nnx.merge(graphdef, state)
+        inputs = m.encode(tokens)
+        from attn_interp.models import masked_softmax
+
+        logits = m.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
+        return inputs, logits
+
+    return lambda tokens: forward(state, tokens)
+
+
+def _make_head(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """A pure (hashable, stateless) version of `model.head` for the engine's mask path."""
+    graphdef, state = nnx.split(model)
+
+    def head(values, weights):
+        return nnx.merge(graphdef, state).head(values, weights)
+
+    return head
+
+
+class _Timer:
+    """Runs a function on each batch; the first call per input shape is a warm-up (untimed)."""
+
+    def __init__(self):
+        self.seen: set = set()
+        self.seconds = 0.0
+
+    def __call__(self, key, fn):
+        if key not in self.seen:
+            self.seen.add(key)
+            jax.block_until_ready(fn())  # compile + warm caches
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def _evaluations_per_document(results: Mapping[str, np.ndarray], sufficiency: bool) -> np.ndarray:
+    """Classifier outputs computed per document: base + n single erasures + curves of length n."""
+    n = np.asarray(results["seq_len"], dtype=np.int64)
+    curves = len(ranking_names(results)) * (2 if sufficiency else 1)
+    return 1 + n + curves * n
+
+
+def _run_shard(
+    batches: Sequence[Batch],
+    forward,
+    head,
+    affine: AffineParams,
+    config: ErasureConfig,
+    enc_timer: _Timer,
+    suite_timer: _Timer,
+    bar,
+) -> dict[str, np.ndarray]:
+    enc0, suite0 = enc_timer.seconds, suite_timer.seconds
+    parts = []
+    for batch in batches:
+        tokens = np.asarray(batch.tokens)
+        inputs, logits = enc_timer(tokens.shape, lambda t=tokens: forward(t))
+        logits = np.asarray(logits)
+        predicted = np.argmax(logits, axis=-1).astype(np.int32)
+        doc_index = np.asarray(batch.doc_index)
+        ids = np.where(doc_index >= 0, doc_index, 0)
+
+        def suite(inputs=inputs, predicted=predicted, ids=ids):
+            return run_suite(
+                inputs.values,
+                inputs.scores,
+                inputs.mask,
+                head=head,
+                affine=affine,
+                predicted=predicted,
+                config=config,
+                doc_ids=ids,
+            )
+
+        res = suite_timer((inputs.values.shape, str(inputs.values.dtype)), suite)
+        res["label"] = np.asarray(batch.labels, dtype=np.int32)
+        res["logits"] = logits.astype(np.float32)
+        real = np.flatnonzero(doc_index >= 0)
+        parts.append(take_documents(res, real))
+        if bar is not None:
+            bar.update(len(real))
+    out = concatenate_results(parts)
+    out = take_documents(out, np.argsort(out["doc_id"], kind="stable"))
+    out[_TIMING_PREFIX + "encode_seconds"] = np.float64(enc_timer.seconds - enc0)
+    out[_TIMING_PREFIX + "erasure_seconds"] = np.float64(suite_timer.seconds - suite0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API.
+
+
+def evaluate_run(
+    workdir: str,
+    config: ErasureConfig,
+    *,
+    split: str = "test",
+    max_docs: int | None = None,
+    out_dir: str | None = None,
+    shard_docs: int = 512,
+    progress: bool = True,
+    which: str = "best",
+    overwrite: bool = False,
+) -> str:
+    """Runs the erasure suite on every document of a trained run's `split`; returns the output dir.
+
+    Args:
+      workdir: a training run folder (`experiments.train --workdir`).
+      config: erasure settings; `memory_budget_bytes` is passed to the engine (it chunks large
+        batches; results do not depend on it).
+      split: "test" (the paper), "validation" or "train".
+      max_docs: only the first N documents of the split.
+      out_dir: output folder (default ``WORKDIR/erasure``).
+      shard_docs: documents per shard; each finished shard is saved, and a re-run skips it.
+      progress: show a tqdm bar over documents.
+      which: "best" or "latest" checkpoint.
+      overwrite: delete earlier results in `out_dir` (of any setup) and start over.
+
+    Raises:
+      RunFolderError / CheckpointError: `workdir` is not a usable run folder.
+      ManifestMismatchError: `out_dir` holds results of another config, checkpoint or data, and
+        `overwrite` is False.
+    """
+    from attn_interp import data as data_lib
+    from attn_interp.train.checkpoint import RunCheckpoints
+    from attn_interp.train.run import batch_config, load_run
+
+    if shard_docs < 1:
+        raise ValueError(f"shard_docs must be >= 1, got {shard_docs}.")
+    if max_docs is not None and max_docs < 1:
+        raise ValueError(f"max_docs must be a positive integer or None, got {max_docs}.")
+    if not isinstance(config, ErasureConfig):
+        raise TypeError(f"config must be an ErasureConfig, got {type(config).__name__}.")
+    run = load_run(workdir, which)
+    ckpt = RunCheckpoints(run.workdir)
+    try:
+        step = ckpt.latest_step(which)
+    finally:
+        ckpt.close()
+    loaded = data_lib.load_splits(run.data_config)
+    if split not in loaded.splits:
+        raise ValueError(
+            f"split {split!r} not in the run's dataset; use one of {list(loaded.splits)}."
+        )
+    texts_split = loaded.splits[split]
+    if max_docs is not None:
+        texts_split = texts_split.head(max_docs)
+    hier = run.model_config.hierarchical
+    corpus = data_lib.encode_corpus(texts_split, run.vocab, hierarchical=hier)
+    if len(corpus) == 0:
+        raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
+
+    out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "erasure"))
+    shard_dir = os.path.join(out_dir, SHARD_DIR)
+    manifest = _manifest(
+        run,
+        config,
+        split=split,
+        max_docs=max_docs,
+        shard_docs=shard_docs,
+        step=step,
+        data_sha=_data_fingerprint(texts_split.texts, texts_split.labels),
+        n_docs=len(corpus),
+    )
+    manifest_path = os.path.join(out_dir, MANIFEST_FILE)
+    if overwrite and os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    if os.path.exists(manifest_path):
+        _check_manifest(manifest_path, manifest)
+    os.makedirs(shard_dir, exist_ok=True)
+    if not os.path.exists(manifest_path):
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        _atomic_bytes(manifest_path, data)
+
+    forward = _make_forward(run.model)
+    head = _make_head(run.model)
+    kernel, bias = run.model.head_params()
+    affine = AffineParams(kernel, bias)
+    bcfg = batch_config(run.train_config)
+    enc_timer, suite_timer = _Timer(), _Timer()
+    n_shards = -(-len(corpus) // shard_docs)
+    bar = tqdm(total=len(corpus), unit="doc", desc="erasure", disable=not progress)
+    shards = []
+    start = time.perf_counter()
+    try:
+        for s in range(n_shards):
+            path = os.path.join(shard_dir, f"shard_{s:05d}.npz")
+            lo, hi = s * shard_docs, min((s + 1) * shard_docs, len(corpus))
+            if os.path.exists(path):
+                shards.append(_load_npz(path))
+                bar.update(hi - lo)
+                continue
+            keep = np.zeros(len(corpus), bool)
+            keep[lo:hi] = True
+            part = corpus.select(keep)
+            batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
+            res = _run_shard(batches, forward, head, affine, config, enc_timer, suite_timer, bar)
+            _atomic_npz(path, res)
+            shards.append(res)
+    finally:
+        bar.close()
+    wall = time.perf_counter() - start
+
+    timing = {
+        k: sum(float(sh.pop(k)) for sh in shards)
+        for k in list(shards[0])
+        if k.startswith(_TIMING_PREFIX)
+    }
+    results = concatenate_results(shards)
+    encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
+    erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
+    n_docs = int(results["doc_id"].size)
+    evaluations = int(_evaluations_per_document(results, config.sufficiency).sum())
+    throughput = {
+        "documents": n_docs,
+        "evaluations": evaluations,
+        "encode_seconds": encode_s,
+        "erasure_seconds": erasure_s,
+        "documents_per_second": n_docs / erasure_s if erasure_s > 0 else None,
+        "evaluations_per_second": evaluations / erasure_s if erasure_s > 0 else None,
+        "erasure_over_encode": erasure_s / encode_s if encode_s > 0 else None,
+        "wall_seconds_this_call": wall,
+        "backend": jax.default_backend(),
+    }
+    summary = summarize(results)
+    correct = results["predicted"] == results["label"]
+    summary["model"] = {
+        "arch": run.model_config.arch,
+        "which": which,
+        "checkpoint_step": step,
+        "split": split,
+        "accuracy": float(np.mean(correct)),
+        "documents": n_docs,
+        "skipped_no_tokens": len(corpus.skipped_doc_index),
+        "documents_in_split": len(texts_split),
+    }
+    summary["q10_prediction_mismatch"] = int(np.sum(results["prediction_mismatch"]))
+    write_outputs(results, out_dir, summary=summary, throughput=throughput)
+
+    lines = []
+    for row, text_pos in enumerate(results["doc_id"].tolist()):
+        items = _items_of(texts_split.texts[text_pos], hier)
+        lines.append(
+            json.dumps(
+                {
+                    "doc_index": int(text_pos),
+                    "label": int(results["label"][row]),
+                    "predicted": int(results["predicted"][row]),
+                    "seq_len": int(results["seq_len"][row]),
+                    "items": items,
+                },
+                ensure_ascii=False,
+            )
+        )
+    _atomic_bytes(os.path.join(out_dir, DOCUMENTS_FILE), ("\n".join(lines) + "\n").encode())
+    return out_dir
+
+
+def load_erasure_results(out_dir: str) -> tuple[dict[str, np.ndarray], dict]:
+    """(per-instance results dict, summary.json content) of a finished `evaluate_run` folder."""
+    out_dir = os.path.abspath(out_dir)
+    res_path = os.path.join(out_dir, RESULTS_FILE)
+    sum_path = os.path.join(out_dir, SUMMARY_FILE)
+    missing = [p for p in (res_path, sum_path) if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{out_dir} has no finished erasure results (missing {', '.join(map(os.path.basename, missing))}). "
+            "Run `python -m experiments.erasure --workdir=RUN` (it resumes from saved shards)."
+        )
+    with open(sum_path) as f:
+        summary = json.load(f)
+    return _load_npz(res_path), summary
