@@ -21,6 +21,7 @@ position in the split, so results do not depend on batching, sharding or interru
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -208,20 +209,20 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
 # Forward pass and per-shard work.
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, tokens) -> tuple[AttentionInputs, jax.Array]:
+    """Module-level jit (cached across runs of the same architecture): see `_make_forward`."""
+    from attn_interp.models import masked_softmax
+
+    m = nnx.merge(graphdef, state)
+    inputs = m.encode(tokens)
+    return inputs, m.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
+
+
 def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionInputs, jax.Array]]:
     """Jitted tokens -> (AttentionInputs of the erased layer, full-model logits `[batch, C]`)."""
     graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def forward(state, tokens):
-        m = nnx.merge(graphdef, state)
-        inputs = m.encode(tokens)
-        from attn_interp.models import masked_softmax
-
-        logits = m.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
-        return inputs, logits
-
-    return lambda tokens: forward(state, tokens)
+    return lambda tokens: _forward(graphdef, state, tokens)
 
 
 def _make_head(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -186,7 +186,7 @@ def _suite_kernel(
     orders = all_orders[:, curve_rows]  # [B, R, n]
     num_r = orders.shape[1]
     if spec.closed:
-        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders)
+        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders, kept=spec.sufficiency)
     else:
         keeps = [K.prefix_keep_masks(orders, mask, keep_top=False)]
         if spec.sufficiency:

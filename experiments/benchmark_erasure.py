@@ -1,0 +1,171 @@
+"""Benchmark of the erasure suite: sequential reference vs mask path vs closed form.
+
+    python -m experiments.benchmark_erasure [--repeats=5]
+
+On synthetic HAN-like (64 documents x 8 items) and FLAN-like (64 x 256) inputs, d = 100, 10
+classes, realistic peaked attention (softmax of 3 x normal scores), it times the full suite (all single
+erasures, attention desc/asc, gradient, gradient x attention and 5 random orderings, first flips)
+three ways and checks that the outputs agree. Throughput is evaluations per second, one evaluation
+being one (document, erasure) output: B * n single erasures + 9 * B * n prefix removals, the same
+count for every method, so ratios of throughput are ratios of time. Prints a table and ends with one
+JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import kernels as K
+from experiments.sequential_reference import SequentialReference
+
+_REPEATS = flags.DEFINE_integer("repeats", 5, "timed repeats per method and shape")
+_SEED = flags.DEFINE_integer("seed", 0, "seed of the synthetic inputs")
+
+SHAPES = {"han": (64, 8), "flan": (64, 256)}
+D, C, NUM_RANDOM = 100, 10, 5
+RANKINGS = ("attention", "attention_asc", "gradient", "grad_x_attention")
+ORDERINGS = RANKINGS + tuple(f"random{i}" for i in range(NUM_RANDOM))
+
+
+def make_inputs(b: int, n: int, seed: int):
+    """Documents with a class signal: each item carries its document's class with probability 0.5
+    (else a random class) along that class's column of the head, plus unit noise; peaked attention
+    is a softmax of 3 x normal scores, independent of the items."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(max(2, n // 2), n + 1, size=b)
+    mask = np.arange(n)[None, :] < lengths[:, None]
+    kernel = (rng.normal(size=(D, C)) / np.sqrt(D)).astype(np.float32)
+    bias = (0.1 * rng.normal(size=C)).astype(np.float32)
+    doc_class = rng.integers(0, C, size=(b, 1))
+    item_class = np.where(rng.random((b, n)) < 0.5, doc_class, rng.integers(0, C, size=(b, n)))
+    direction = (kernel / np.sum(kernel * kernel, axis=0, keepdims=True)).T  # [C, D]
+    values = rng.normal(size=(b, n, D)) + 1.5 * direction[item_class]
+    values = (values * mask[..., None]).astype(np.float32)
+    scores = (3.0 * rng.normal(size=(b, n))).astype(np.float32)
+    return values, scores, mask, kernel, bias
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    out = fn()  # warm-up / compile
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), float(np.median(times)), out
+
+
+def bench_shape(name: str, b: int, n: int, repeats: int, seed: int) -> dict:
+    values, scores, mask, kernel, bias = make_inputs(b, n, seed)
+    kj, bj = jnp.asarray(kernel), jnp.asarray(bias)
+
+    def head(v, w):
+        return jnp.einsum("bn,bnd->bd", w, v) @ kj + bj
+
+    base = dict(
+        rankings=RANKINGS, num_random=NUM_RANDOM, sufficiency=False, store_item_arrays=False
+    )
+    cfg_closed = ErasureConfig(method="closed_form", **base)
+    cfg_mask = ErasureConfig(method="mask", **base)
+    vj, sj, mj = jnp.asarray(values), jnp.asarray(scores), jnp.asarray(mask)
+    alpha = K.masked_softmax(sj, mj)
+    predicted = np.asarray(jnp.argmax(head(vj, alpha), -1))
+    orders = np.asarray(K.random_orderings(mj, jnp.arange(b), cfg_closed.seed, NUM_RANDOM))
+    ref = SequentialReference(head)
+
+    runs = {
+        "reference": lambda: ref.suite(vj, alpha, mj, predicted, orders),
+        "mask": lambda: run_suite(
+            vj, sj, mj, head=head, affine=(kj, bj), predicted=predicted, config=cfg_mask
+        ),
+        "closed_form": lambda: run_suite(
+            vj, sj, mj, head=head, affine=(kj, bj), predicted=predicted, config=cfg_closed
+        ),
+    }
+    evals = b * n * (1 + len(ORDERINGS))
+    result = {"shape": [b, n, D, C], "evaluations": evals}
+    outs = {}
+    for method, fn in runs.items():
+        t_min, t_med, outs[method] = timed(fn, repeats)
+        result[method] = {
+            "min_s": t_min,
+            "median_s": t_med,
+            "evals_per_s": evals / t_min,
+        }
+    # Agreement of the outputs.
+    agree = True
+    for method in ("mask", "closed_form"):
+        for o in ORDERINGS:
+            for col in ("k", "probmass", "frac"):
+                a, r = outs[method][f"rank_{o}_{col}"], outs["reference"][f"rank_{o}_{col}"]
+                agree &= bool(np.allclose(a, r, atol=1e-5))
+    for o in RANKINGS:
+        agree &= bool(
+            np.array_equal(outs["mask"][f"rank_{o}_k"], outs["closed_form"][f"rank_{o}_k"])
+        )
+    result["outputs_agree"] = agree
+    k_att = outs["closed_form"]["rank_attention_k"]
+    frac = outs["closed_form"]["rank_attention_frac"]
+    result["attention_k"] = {
+        "never_flip_share": float(np.mean(k_att == -1)),
+        "k1_share": float(np.mean(k_att == 1)),
+        "median_fraction_flipped": float(np.median(frac[frac > 0])) if (frac > 0).any() else None,
+    }
+    k_rand = outs["closed_form"]["rank_random0_k"]
+    result["random0_never_flip_share"] = float(np.mean(k_rand == -1))
+    f_rand = outs["closed_form"]["rank_random0_frac"]
+    result["random0_median_fraction_flipped"] = (
+        float(np.median(f_rand[f_rand > 0])) if (f_rand > 0).any() else None
+    )
+    return result
+
+
+def main(argv):
+    del argv
+    print(f"devices: {jax.devices()}")
+    results = {
+        name: bench_shape(name, b, n, _REPEATS.value, _SEED.value)
+        for name, (b, n) in SHAPES.items()
+    }
+    header = (
+        f"{'shape':6} {'method':12} {'min ms':>10} {'median ms':>10} {'Mevals/s':>9} {'vs ref':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        ref = r["reference"]["min_s"]
+        for method in ("reference", "mask", "closed_form"):
+            m = r[method]
+            print(
+                f"{name:6} {method:12} {1e3 * m['min_s']:10.2f} {1e3 * m['median_s']:10.2f} "
+                f"{m['evals_per_s'] / 1e6:9.3f} {ref / m['min_s']:8.1f}x"
+            )
+        print(f"{name:6} outputs agree: {r['outputs_agree']}; attention flips: {r['attention_k']}")
+    line = {
+        "closed_vs_reference_han": results["han"]["reference"]["min_s"]
+        / results["han"]["closed_form"]["min_s"],
+        "closed_vs_reference_flan": results["flan"]["reference"]["min_s"]
+        / results["flan"]["closed_form"]["min_s"],
+        "mask_vs_reference": min(
+            r["reference"]["min_s"] / r["mask"]["min_s"] for r in results.values()
+        ),
+        "mask_vs_reference_han": results["han"]["reference"]["min_s"]
+        / results["han"]["mask"]["min_s"],
+        "mask_vs_reference_flan": results["flan"]["reference"]["min_s"]
+        / results["flan"]["mask"]["min_s"],
+        "outputs_agree": all(r["outputs_agree"] for r in results.values()),
+        "device": str(jax.devices()[0].platform),
+        "shapes": results,
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    app.run(main)
