@@ -3,7 +3,9 @@ per-document `run_suite`, resumption after a crash, manifest checks, bad folders
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 
@@ -11,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl import flags
+from flax import nnx
 
 from attn_interp.data import DataConfig, encode_corpus, load_splits
 from attn_interp.erasure import AffineParams, ErasureConfig, run_suite
@@ -116,19 +119,14 @@ def _depends_on_random_draws(key: str) -> bool:
 
 
 @pytest.mark.parametrize("family", ["han", "flan"])
-def test_results_agree_with_direct_run_suite(runs, family, tmp_path):
+def test_results_agree_with_direct_run_suite(runs, family, han_out, flan_cli_out):
     """Reference: all documents in one batch padded to the largest, encoded, `run_suite` directly.
 
     The launcher batches and shards differently, so this also checks padding invariance. Random
     draws depend on the padded width in the engine (see the report), so for them only validity is
     checked.
     """
-    if family == "han":
-        out = ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, progress=False)
-    else:
-        out = ev.evaluate_run(
-            runs["flan"], CFG, shard_docs=3, max_docs=9, progress=False, out_dir=str(tmp_path)
-        )
+    out = han_out if family == "han" else flan_cli_out[0]
     results, _ = ev.load_erasure_results(out)
     run = load_run(runs[family])
     test = load_splits(run.data_config).splits["test"].head(len(results["doc_id"]))
@@ -144,8 +142,8 @@ def test_results_agree_with_direct_run_suite(runs, family, tmp_path):
         tokens = np.zeros((len(docs), max(len(d) for d in docs) + 5), np.int32)
         for r, d in enumerate(docs):
             tokens[r, : len(d)] = d
-    inputs = run.model.encode(jnp.asarray(tokens))
-    logits = np.asarray(run.model(jnp.asarray(tokens)))
+    inputs, logits = nnx.jit(lambda m, t: (m.encode(t), m(t)))(run.model, jnp.asarray(tokens))
+    logits = np.asarray(logits)
     ref = run_suite(
         inputs.values,
         inputs.scores,
@@ -260,28 +258,37 @@ def test_take_documents_regroups_ragged_items():
     np.testing.assert_array_equal(out["items/x"], [3, 4, 5, 1, 2])
 
 
-def test_cli_prints_headline_numbers(runs, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def flan_cli_out(runs, tmp_path_factory):
+    """The FLAN run evaluated through the command-line launcher: (out_dir, printed text)."""
     from experiments import erasure as cli
 
     fv = flags.FlagValues()
     cli.define_flags(fv)
-    out = str(tmp_path / "cli")
+    out = str(tmp_path_factory.mktemp("flan_cli") / "erasure")
     fv(
         [
             "erasure",
             f"--workdir={runs['flan']}",
             f"--out_dir={out}",
             "--num_random=2",
-            "--max_docs=6",
-            "--shard_docs=4",
-            "--memory_budget_gb=0.001",
+            "--max_docs=9",
+            "--shard_docs=3",
+            "--memory_budget_gb=0.00005",
             "--noprogress",
         ]
     )
-    assert cli.run(fv) == out
-    text = capsys.readouterr().out
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert cli.run(fv) == out
+    return out, text.getvalue()
+
+
+def test_cli_prints_headline_numbers(flan_cli_out):
+    out, text = flan_cli_out
     assert f"erasure outputs: {out}" in text
     assert "Table 2" in text and "never-flip" in text and "random1" in text
     results, summary = ev.load_erasure_results(out)
-    assert results["doc_id"].tolist() == list(range(6))
+    assert results["doc_id"].tolist() == list(range(9))
     assert summary["model"]["arch"] == "flan_conv"
+    assert f"model accuracy {100 * summary['model']['accuracy']:.2f}%" in text

@@ -21,7 +21,6 @@ position in the split, so results do not depend on batching, sharding or interru
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -209,20 +208,21 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
 # Forward pass and per-shard work.
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _forward(graphdef, state, tokens) -> tuple[AttentionInputs, jax.Array]:
-    """Module-level jit (cached across runs of the same architecture): see `_make_forward`."""
+@nnx.jit
+def _forward(model: nnx.Module, tokens: jax.Array) -> tuple[AttentionInputs, jax.Array]:
+    """tokens -> (AttentionInputs of the erased layer, full-model logits `[batch, C]`).
+
+    Module level, so compilations are shared by every run of the same architecture.
+    """
     from attn_interp.models import masked_softmax
 
-    m = nnx.merge(graphdef, state)
-    inputs = m.encode(tokens)
-    return inputs, m.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
+    inputs = model.encode(tokens)
+    return inputs, model.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
 
 
 def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionInputs, jax.Array]]:
-    """Jitted tokens -> (AttentionInputs of the erased layer, full-model logits `[batch, C]`)."""
-    graphdef, state = nnx.split(model)
-    return lambda tokens: _forward(graphdef, state, tokens)
+    """Jitted tokens -> `_forward(model, tokens)`."""
+    return lambda tokens: _forward(model, tokens)
 
 
 def _make_head(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:
