@@ -208,7 +208,7 @@ def test_lr_halving_and_early_stopping_in_fit(tmp_path, data):
 
 def test_same_seed_gives_identical_params_and_training_learns(tmp_path, data):
     train_batches, validation = data
-    cfg = small_cfg(epochs=3)
+    cfg = small_cfg(epochs=2)
     runs = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         model = tiny_model(seed)

@@ -189,8 +189,11 @@ def train_and_evaluate(
 
     validation, test = eval_batches("validation"), eval_batches("test")
 
+    ckpt = RunCheckpoints(workdir)
+    fresh_run = ckpt.latest_step(LATEST) is None
+    ckpt.close()
     embeddings = None
-    if embeddings_path and RunCheckpoints(workdir).latest_step(LATEST) is None:
+    if embeddings_path and fresh_run:
         embeddings = load_word_vectors(embeddings_path, _vocab_words(vocab), model_cfg.embed_dim)
     model = make_model(model_cfg, rngs=nnx.Rngs(train_cfg.seed), embeddings=embeddings)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
@@ -212,7 +215,11 @@ def train_and_evaluate(
         workdir,
         meta={"run": record, "title": f"{arch} on {loaded.name}"},
     )
-    RunCheckpoints(workdir).restore(BEST, model)
+    ckpt = RunCheckpoints(workdir)
+    try:
+        ckpt.restore(BEST, model)
+    finally:
+        ckpt.close()
     val = loop.evaluate(model, validation)
     tst = loop.evaluate(model, test)
     step_s = max(result.step_seconds, 1e-9)
