@@ -299,7 +299,7 @@ def figure_optimality_gap(
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms), ncols=2, size=(5.0, 3.4))
             for ax, m in zip(axes, ms, strict=False):
-                data, labels = [], []
+                data, labels, used = [], [], []
                 for name in rankings:
                     key = f"rank_{name}_gap_frac"
                     if not m.has(key):
@@ -308,13 +308,15 @@ def figure_optimality_gap(
                     v = v[~np.isnan(v)]
                     opt = 100.0 * float(np.mean(v == 0)) if v.size else float("nan")
                     data.append(v)
+                    used.append(name)
                     labels.append(f"{ranking_label(name)}\n{opt:.0f}% opt.")
                 if data:
                     bp = ax.boxplot(
                         data, patch_artist=True, flierprops={"markersize": 2}, widths=0.6
                     )
-                    for box, name in zip(bp["boxes"], rankings, strict=False):
+                    for box, med, name in zip(bp["boxes"], bp["medians"], used, strict=True):
                         box.set_facecolor(_COLORS.get(name, "#cccccc"))
+                        med.set_color("black")
                     ax.set_xticks(range(1, len(labels) + 1))
                     ax.set_xticklabels(labels, fontsize=7)
                 ax.set_ylabel("(k − k_min) / n")
