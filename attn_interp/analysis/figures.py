@@ -233,7 +233,7 @@ def figure_removal_boxplots(
             fig, (ax, ax2) = plt.subplots(
                 1,
                 2,
-                figsize=(3.0 + 2.2 * len(ms), 3.8),
+                figsize=(max(8.0, 3.0 + 2.2 * len(ms)), 4.2),
                 gridspec_kw={"width_ratios": [3, 1.3]},
             )
             handles = {}
@@ -257,6 +257,7 @@ def figure_removal_boxplots(
                     if share is not None:
                         ax2.bar(pos, 100 * share, width * 0.85, color=_COLORS.get(name, "#ccc"))
             for a in (ax, ax2):
+                a.set_xlim(-0.5, len(ms) - 0.5)
                 a.set_xticks(range(len(ms)))
                 a.set_xticklabels([m.dataset for m in ms])
             ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
@@ -265,18 +266,17 @@ def figure_removal_boxplots(
             ax2.set_ylabel("% never flipped")
             ax2.set_ylim(0, 100)
             ax2.set_title("never flipped")
+            what = "Fractions of items" if quantity == "frac" else "Probability masses"
+            ax.set_title(f"{what} removed before the first decision flip:\n{arch_label(arch)}")
             if handles:
-                ax.legend(
+                fig.legend(
                     list(handles.values()),
                     [ranking_label(n) for n in handles],
                     fontsize=8,
-                    loc="upper left",
-                    bbox_to_anchor=(0.0, -0.12),
+                    loc="lower center",
                     ncol=len(handles),
                 )
-            what = "Fractions of items" if quantity == "frac" else "Probability masses"
-            ax.set_title(f"{what} removed before the first decision flip: {arch_label(arch)}")
-            fig.tight_layout()
+            fig.tight_layout(rect=(0, 0.08, 1, 1))
             stem = f"fig{5 if quantity == 'frac' else 6}_removal_{quantity}_{arch}"
             paths.append(_save(fig, out_dir, stem))
     return paths
