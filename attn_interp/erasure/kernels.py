@@ -268,9 +268,13 @@ def document_keys(seed: int | jax.Array, doc_ids: jax.Array) -> jax.Array:
 
 
 def document_uniforms(mask: jax.Array, doc_ids: jax.Array, seed: int, rows: int) -> jax.Array:
-    """Uniform [0, 1) draws `[batch, rows, items]`, one `jax.random` call per document key."""
+    """Uniform [0, 1) draws `[batch, rows, items]`, one `jax.random` call per document key.
+
+    Drawn as `[items, rows]` and transposed, so the draw for (row, item) does not depend on the
+    padded width: results are identical however documents are batched or padded.
+    """
     keys = document_keys(seed, doc_ids)
-    return jax.vmap(lambda k: jax.random.uniform(k, (rows, mask.shape[-1])))(keys)
+    return jax.vmap(lambda k: jax.random.uniform(k, (mask.shape[-1], rows)).T)(keys)
 
 
 def random_orderings(mask: jax.Array, doc_ids: jax.Array, seed: int, num: int) -> jax.Array:

@@ -165,9 +165,15 @@ def summarize(results: Mapping[str, np.ndarray]) -> dict:
         means = [per_ranking[n]["mean_fraction"] for n in randoms]
         means = [m for m in means if m is not None]
         out["random_average"] = {
-            "mean_fraction_over_permutations": _num(np.mean(means)) if means else None,
-            "never_flip_share_over_permutations": _num(
-                np.mean([out["never_flip_share"][n] for n in randoms])
+            "mean_fraction_over_permutations": _mean_or_none(means),
+            "never_flip_share_over_permutations": _mean_or_none(
+                [out["never_flip_share"][n] for n in randoms]
             ),
         }
     return out
+
+
+def _mean_or_none(values: list) -> float | None:
+    """Mean of the non-None values, or None when there are none (e.g. no document has n > 1)."""
+    kept = [v for v in values if v is not None]
+    return _num(np.mean(kept)) if kept else None
