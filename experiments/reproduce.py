@@ -27,12 +27,11 @@ from absl import app, flags
 
 from experiments import dataset_stats
 
-# Architectures trained by default: what fits in about 20 minutes on a 2-core CPU. Measured on
-# the shared 2-core machine (load ~8, niced), one epoch over 1,400 yahoo_answers_10k training
-# documents, compilation included: flan_conv 59 s, han_conv 400 s. So only flan_conv fits (about
-# 1-1.5 min per full epoch unloaded, early stopping within the preset's 15 epochs); the HAN models
-# need a GPU or many more minutes. `--models=all` trains all six.
-DEFAULT_MODELS = ("flan_conv",)
+# Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
+# yahoo_answers_10k preset (4 epochs at lr 2e-3, `preset_for`). Measured (README "Training"):
+# flan_conv ~15-20 s per epoch after the first (45 s with compilation), han_rnn ~70 s per epoch
+# (190 s with compilation). `--models=all` trains all six.
+DEFAULT_MODELS = ("han_rnn", "flan_conv")
 SMOKE_OVERRIDES = {"embed_dim": 16, "hidden": 8}
 SMOKE_DOCS_PER_SPLIT = 60
 SMOKE_TEST_DOCS = 40
@@ -118,7 +117,7 @@ def _json(cfg) -> dict:
 
 def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_count: int):
     """Trains one model into `run_dir` unless it holds final.json; returns final.json's content."""
-    from attn_interp.train import paper_preset
+    from attn_interp.train.config import preset_for
     from attn_interp.train.run import FINAL_FILE, train_and_evaluate
 
     final_path = os.path.join(run_dir, FINAL_FILE)
@@ -126,7 +125,7 @@ def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_c
         log(f"train {arch} on {data_cfg.dataset}: finished run found, reusing {run_dir}")
         with open(final_path) as f:
             return json.load(f)
-    preset = paper_preset(data_cfg.dataset, arch)
+    preset = preset_for(data_cfg.dataset, arch)
     train_cfg = preset.train
     overrides = dataclasses.asdict(preset.dropouts)
     if smoke:

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 from attn_interp.data import DataConfig
 from attn_interp.models import ARCHITECTURES
-from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset
+from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset, preset_for
 from attn_interp.train.run import train_and_evaluate
 
 _MODEL_FIELDS = {
@@ -57,6 +57,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "Paper hyper-parameter family; default: guessed from --dataset (else yahoo).",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "paper_hparams",
+        False,
+        "Use the paper's table exactly, without the small-corpus adjustment of "
+        "attn_interp.train.config.SMALL_CORPUS_ADJUSTMENTS (e.g. yahoo_answers_10k).",
+        flag_values=fv,
+    )
     flags.DEFINE_string(
         "embeddings", None, "word2vec/GloVe text file for initial embeddings.", flag_values=fv
     )
@@ -86,7 +93,10 @@ def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
             value = tuple(float(x) for x in value)
         data_kwargs[field.name] = value
     data_cfg = DataConfig(**data_kwargs)
-    preset = paper_preset(fv.preset or fv.dataset, fv.model)
+    if fv.preset:
+        preset = paper_preset(fv.preset, fv.model)
+    else:
+        preset = preset_for(fv.dataset, fv.model, paper=fv.paper_hparams)
     train_over = {
         f.name: fv[f.name].value
         for f in dataclasses.fields(TrainConfig)
