@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -41,6 +40,7 @@ from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.outputs import write_outputs
 from attn_interp.erasure.suite import concatenate_results, ranking_names, run_suite
 from attn_interp.erasure.summary import summarize
+from attn_interp.io_utils import atomic_write_bytes, atomic_write_npz
 from attn_interp.types import AttentionInputs, Batch
 
 MANIFEST_FILE = "manifest.json"
@@ -61,32 +61,6 @@ class ManifestMismatchError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers.
-
-
-def _atomic_bytes(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _atomic_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _json_default(x):
@@ -407,7 +381,7 @@ def evaluate_run(
     os.makedirs(shard_dir, exist_ok=True)
     if not os.path.exists(manifest_path):
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        _atomic_bytes(manifest_path, data)
+        atomic_write_bytes(manifest_path, data)
 
     forward = _make_forward(run.model)
     head = _make_head(run.model)
@@ -432,7 +406,7 @@ def evaluate_run(
             part = corpus.select(keep)
             batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
             res = _run_shard(batches, forward, head, affine, config, enc_timer, suite_timer, bar)
-            _atomic_npz(path, res)
+            atomic_write_npz(path, res)
             shards.append(res)
     finally:
         bar.close()
@@ -489,7 +463,7 @@ def evaluate_run(
                 ensure_ascii=False,
             )
         )
-    _atomic_bytes(os.path.join(out_dir, DOCUMENTS_FILE), ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(os.path.join(out_dir, DOCUMENTS_FILE), ("\n".join(lines) + "\n").encode())
     return out_dir
 
 

@@ -1,6 +1,6 @@
 """`write_outputs`: per-instance .npz, CSVs in the original code's layout, and summary.json.
 
-Every file is written atomically (a temporary file in the same folder, then `os.replace`).
+Every file is written atomically (`attn_interp.io_utils`: temporary file, fsync, `os.replace`).
 CSV rows cover every instance (n = 1 included; filter on seq_len > 1 as the paper does). The `id`
 column is 1-based (doc_id + 1), as in the original. Missing values are written as "nan".
 """
@@ -11,28 +11,14 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from attn_interp.erasure.summary import summarize
+from attn_interp.io_utils import atomic_write_bytes, atomic_write_npz
 
 _SINGLE_NAMES = (("top", "highest"), ("second", "2ndhighest"))
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call `write(binary_file)` on a temporary file next to `path`, then move it into place."""
-    folder = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _write_csv(path: str, columns: dict[str, np.ndarray]) -> None:
@@ -41,8 +27,7 @@ def _write_csv(path: str, columns: dict[str, np.ndarray]) -> None:
     writer.writerow(list(columns))
     cols = [np.asarray(c).tolist() for c in columns.values()]
     writer.writerows(zip(*cols, strict=True))
-    data = text.getvalue().encode()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write_bytes(path, text.getvalue().encode())
 
 
 def _removal_columns(results, ranking: str, suffix: str) -> dict[str, np.ndarray]:
@@ -87,10 +72,7 @@ def write_outputs(
     ident = {"id": results["doc_id"] + 1}
     seq = {"seq_len": results["seq_len"]}
 
-    def save_npz(f):
-        np.savez(f, **results)
-
-    _atomic_write(os.path.join(out_dir, "results.npz"), save_npz)
+    atomic_write_npz(os.path.join(out_dir, "results.npz"), results)
 
     first = dict(ident)
     for target, suffix in (*_SINGLE_NAMES, ("lowest", "lowest"), ("second_lowest", "2ndlowest")):
@@ -153,4 +135,4 @@ def write_outputs(
     if throughput is not None:
         summary["throughput"] = dict(throughput)
     data = json.dumps(summary, indent=2, sort_keys=True, default=_json_default).encode()
-    _atomic_write(os.path.join(out_dir, "summary.json"), lambda f: f.write(data))
+    atomic_write_bytes(os.path.join(out_dir, "summary.json"), data)
