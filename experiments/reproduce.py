@@ -25,6 +25,7 @@ import time
 
 from absl import app, flags
 
+from attn_interp.io_utils import atomic_write_json
 from experiments import dataset_stats
 
 # Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
@@ -106,8 +107,7 @@ def stats_stage(data_cfg, workdir: str, min_count: int) -> dict:
     stats = dataset_stats.compute_stats(load_splits(data_cfg), min_count=min_count)
     stats["config"] = _json(data_cfg)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(stats, f, indent=2)
+    atomic_write_json(path, stats, sort_keys=False)
     return stats
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import html
 import math
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from attn_interp.analysis.model_results import ModelResults, ranking_label
+from attn_interp.io_utils import atomic_write_text
 
 _CSS = """
 body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
@@ -197,9 +197,7 @@ def write_document_view(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
     )
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+    atomic_write_text(path, page)
     return path
 
 

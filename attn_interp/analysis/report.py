@@ -14,6 +14,7 @@ import numpy as np
 from attn_interp.analysis import figures, tables
 from attn_interp.analysis.documents import write_document_view
 from attn_interp.analysis.model_results import ModelResults, arch_label, order_models
+from attn_interp.io_utils import atomic_write_text
 
 _CSS = """
 body{font-family:sans-serif;max-width:1150px;margin:1em auto;padding:0 1em;color:#222}
@@ -235,12 +236,10 @@ def write_report(
                 )
     md_path = os.path.join(out_dir, "report.md")
     html_path = os.path.join(out_dir, "report.html")
-    with open(md_path, "w", encoding="utf-8") as f:
-        f.write("\n".join(md))
+    atomic_write_text(md_path, "\n".join(md))
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
     )
-    with open(html_path, "w", encoding="utf-8") as f:
-        f.write(page)
+    atomic_write_text(html_path, page)
     return md_path, html_path

@@ -9,9 +9,10 @@ from __future__ import annotations
 import collections
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from attn_interp.io_utils import atomic_write_json
 
 __all__ = ["Vocabulary", "PAD_TOKEN", "UNK_TOKEN"]
 
@@ -101,14 +102,7 @@ class Vocabulary:
             "min_count": self.min_count,
             "words": list(self.words),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, ensure_ascii=False, indent=0)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_json(path, payload, indent=0, sort_keys=False, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:

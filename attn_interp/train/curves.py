@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from attn_interp.io_utils import atomic_write, atomic_write_text
+
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "training_curves.png"
 
@@ -18,11 +20,7 @@ def write_metrics(workdir: str, history: Sequence[dict[str, Any]]) -> str:
     or loses lines.
     """
     path = os.path.join(workdir, METRICS_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        for record in history:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     return path
 
 
@@ -56,6 +54,6 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str, title: str = "") -
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
     return path
