@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Split", "LoadedDataset"]
+__all__ = ["Split", "LoadedDataset", "split_fingerprint"]
+
+
+def split_fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
+    """sha256 hex digest of a split's texts and labels, in order (changes if any document does)."""
+    h = hashlib.sha256()
+    for text, label in zip(texts, np.asarray(labels).tolist(), strict=True):
+        h.update(f"{label}\t{len(text)}\t".encode())
+        h.update(text.encode("utf-8", errors="surrogatepass"))
+    return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +39,10 @@ class Split:
     def head(self, n: int) -> Split:
         """The first `n` documents."""
         return Split(self.texts[:n], self.labels[:n])
+
+    def fingerprint(self) -> str:
+        """`split_fingerprint` of this split's texts and labels."""
+        return split_fingerprint(self.texts, self.labels)
 
 
 @dataclasses.dataclass(frozen=True)

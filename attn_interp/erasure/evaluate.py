@@ -95,11 +95,9 @@ def take_documents(results: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[
 
 
 def _data_fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for text, label in zip(texts, np.asarray(labels).tolist(), strict=True):
-        h.update(f"{label}\t{len(text)}\t".encode())
-        h.update(text.encode("utf-8", errors="surrogatepass"))
-    return h.hexdigest()
+    from attn_interp.data.dataset import split_fingerprint
+
+    return split_fingerprint(texts, labels)
 
 
 def _params_fingerprint(model: nnx.Module) -> str:
@@ -176,6 +174,20 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
             f"{os.path.dirname(path)} holds erasure results of another setup "
             f"({'; '.join(diffs[:8])}). Repeat the original settings to resume, choose another "
             "output folder, or pass overwrite=True (--overwrite) to delete them and start over."
+        )
+
+
+def _check_training_data(workdir: str, split: str, sha: str) -> None:
+    """Refuses a split whose documents differ from those recorded in the run's config.json."""
+    from attn_interp.train.run import CONFIG_FILE, DATA_SHA_KEY
+
+    with open(os.path.join(workdir, CONFIG_FILE)) as f:
+        recorded = json.load(f).get(DATA_SHA_KEY, {}).get(split)
+    if recorded is not None and recorded != sha:
+        raise ManifestMismatchError(
+            f"The {split} split loaded now (sha256 {sha[:12]}...) is not the one {workdir} recorded "
+            f"at training ({recorded[:12]}...): the dataset files changed since training. Restore "
+            "the original data files (see data in config.json), or retrain on the new data."
         )
 
 
@@ -354,6 +366,7 @@ def evaluate_run(
             f"split {split!r} not in the run's dataset; use one of {list(loaded.splits)}."
         )
     texts_split = loaded.splits[split]
+    _check_training_data(run.workdir, split, texts_split.fingerprint())
     if max_docs is not None:
         texts_split = texts_split.head(max_docs)
     hier = run.model_config.hierarchical

@@ -23,6 +23,8 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
+import attn_interp
+from attn_interp.io_utils import atomic_write_json
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
@@ -33,6 +35,8 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 FINAL_FILE = "final.json"
 _VOLATILE_TRAIN_FIELDS = ("progress",)  # may change between a run and its resumption
+_VOLATILE_RUN_FIELDS = ("package_version",)  # recorded, but a newer version may resume a run
+DATA_SHA_KEY = "data_sha256"  # config.json: split name -> `Split.fingerprint()` at training
 
 
 class RunFolderError(ValueError):
@@ -92,7 +96,12 @@ def _check_same_run(path: str, new: dict[str, Any]) -> None:
         rec = json.loads(json.dumps(rec))
         for k in _VOLATILE_TRAIN_FIELDS:
             rec.get("train", {}).pop(k, None)
+        for k in _VOLATILE_RUN_FIELDS:
+            rec.pop(k, None)
         return rec
+
+    if DATA_SHA_KEY not in old:  # a run folder written before fingerprints were recorded
+        new = {k: v for k, v in new.items() if k != DATA_SHA_KEY}
 
     old_s, new_s = strip(old), strip(new)
     if old_s != new_s:
@@ -107,10 +116,16 @@ def _check_same_run(path: str, new: dict[str, Any]) -> None:
                 ]
             elif a != b:
                 diffs.append(f"{section}: {a!r} -> {b!r}")
+        changed_data = any(d.startswith(DATA_SHA_KEY + ".") for d in diffs)
         raise RunFolderError(
             f"{os.path.dirname(path)} already holds a run with a different configuration "
-            f"({'; '.join(diffs[:8])}). Use a fresh --workdir, or repeat the original flags to "
-            "resume that run."
+            f"({'; '.join(diffs[:8])}). "
+            + (
+                "The dataset's documents or labels changed since that run was trained: restore "
+                "the original data files, or train on the new data into a fresh --workdir."
+                if changed_data
+                else "Use a fresh --workdir, or repeat the original flags to resume that run."
+            )
         )
 
 
@@ -160,13 +175,18 @@ def train_and_evaluate(
         train_cfg,
         data_cfg,
         loaded.class_names,
-        {"dataset": loaded.name, "min_count": min_count, "embeddings_path": embeddings_path},
+        {
+            "dataset": loaded.name,
+            "min_count": min_count,
+            "embeddings_path": embeddings_path,
+            DATA_SHA_KEY: {name: split.fingerprint() for name, split in loaded.splits.items()},
+            "package_version": attn_interp.__version__,
+        },
     )
     config_path = os.path.join(workdir, CONFIG_FILE)
     if os.path.exists(config_path):
         _check_same_run(config_path, record)
-    with open(config_path, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
+    atomic_write_json(config_path, record)
 
     hier = model_cfg.hierarchical
     corpora = {
@@ -247,8 +267,7 @@ def train_and_evaluate(
         "resumed_from_step": result.resumed_from_step,
         "backend": jax.default_backend(),
     }
-    with open(os.path.join(workdir, FINAL_FILE), "w") as f:
-        json.dump(final, f, indent=2, sort_keys=True)
+    atomic_write_json(os.path.join(workdir, FINAL_FILE), final)
     return final
 
 
