@@ -12,12 +12,15 @@ results are refused unless ``--overwrite`` is given.
 from __future__ import annotations
 
 import logging as std_logging
+import sys
 
 from absl import app, flags, logging
 
+from attn_interp.data import FetchError
 from attn_interp.erasure import ErasureConfig
 from attn_interp.erasure.config import METHODS, RANDOM_MODES
 from attn_interp.erasure.evaluate import evaluate_run, load_erasure_results
+from attn_interp.train.checkpoint import CheckpointError
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -136,7 +139,12 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     std_logging.getLogger("absl").addFilter(_QuietOrbax())
-    run(flags.FLAGS)
+    try:
+        run(flags.FLAGS)
+    except (ValueError, OSError, CheckpointError, FetchError) as err:
+        # Library errors name the cause and the fix: one line, not a traceback.
+        logging.error("%s: %s", type(err).__name__, err)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

