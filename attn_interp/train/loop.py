@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from attn_interp import parallel
 from attn_interp.train import curves
 from attn_interp.train.checkpoint import BEST, LATEST, RunCheckpoints
 from attn_interp.train.config import TrainConfig
@@ -67,19 +69,47 @@ def row_weights(batch: Batch) -> np.ndarray:
     return (np.asarray(batch.doc_index) >= 0).astype(np.float32)
 
 
-def evaluate(model: nnx.Module, batches: Sequence[Batch]) -> dict[str, float]:
+def place_batch(batch: Batch, mesh: Mesh | None) -> tuple[Any, Any, Any, np.ndarray]:
+    """(tokens, labels, weights, doc_index) ready for `train_step` / `eval_step`.
+
+    Without a mesh the numpy arrays are returned as they are (the single-device path). With one,
+    filler rows (weight 0, doc_index -1) pad the batch axis to a multiple of the "data" axis and
+    tokens / labels / weights become global arrays sharded on that axis; doc_index stays numpy
+    `[padded batch]`.
+    """
+    w = row_weights(batch)
+    if mesh is None:
+        return batch.tokens, batch.labels, w, np.asarray(batch.doc_index)
+    tokens, labels, w, doc_index = parallel.pad_rows(
+        parallel.data_size(mesh),
+        batch.tokens,
+        batch.labels,
+        w,
+        batch.doc_index,
+        fill=(0, 0, 0, -1),
+    )
+    tokens, labels, w = parallel.shard_rows(mesh, tokens, labels, w)
+    return tokens, labels, w, doc_index
+
+
+def evaluate(
+    model: nnx.Module, batches: Sequence[Batch], *, mesh: Mesh | None = None
+) -> dict[str, float]:
     """Loss and accuracy over all real documents of `batches`, dropout off.
 
+    mesh: data-parallel mesh (`attn_interp.parallel.data_mesh`; default `parallel.current_mesh()`);
+      the model's state must already be replicated on it (`fit` does that).
     Returns {"loss", "accuracy", "documents"}; leaves the model in eval mode.
     """
+    mesh = parallel.resolve_mesh(mesh)
     model.eval()
     loss_sums, corrects, total = [], [], 0.0
     for batch in batches:
-        w = row_weights(batch)
-        loss_sum, correct, _ = eval_step(model, batch.tokens, batch.labels, w)
+        tokens, labels, w, _ = place_batch(batch, mesh)
+        loss_sum, correct, _ = eval_step(model, tokens, labels, w)
         loss_sums.append(loss_sum)
         corrects.append(correct)
-        total += float(w.sum())
+        total += float(row_weights(batch).sum())
     if total == 0:
         raise ValueError("evaluate() got no real documents (every row has doc_index -1).")
     loss = float(np.sum(jax.device_get(loss_sums), dtype=np.float64))
@@ -87,16 +117,22 @@ def evaluate(model: nnx.Module, batches: Sequence[Batch]) -> dict[str, float]:
     return {"loss": loss / total, "accuracy": correct / total, "documents": int(total)}
 
 
-def predict(model: nnx.Module, batches: Sequence[Batch]) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted classes of all real documents: (doc_index int64 `[n]`, prediction int32 `[n]`)."""
+def predict(
+    model: nnx.Module, batches: Sequence[Batch], *, mesh: Mesh | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted classes of all real documents: (doc_index int64 `[n]`, prediction int32 `[n]`).
+
+    mesh: as in `evaluate`.
+    """
+    mesh = parallel.resolve_mesh(mesh)
     model.eval()
     idx, preds = [], []
     for batch in batches:
-        w = row_weights(batch)
-        _, _, p = eval_step(model, batch.tokens, batch.labels, w)
-        keep = w > 0
-        idx.append(np.asarray(batch.doc_index)[keep])
-        preds.append(np.asarray(p)[keep].astype(np.int32))
+        tokens, labels, w, doc_index = place_batch(batch, mesh)
+        _, _, p = eval_step(model, tokens, labels, w)
+        keep = doc_index >= 0
+        idx.append(doc_index[keep])
+        preds.append(parallel.gather(p)[keep].astype(np.int32))
     return np.concatenate(idx), np.concatenate(preds)
 
 
@@ -189,6 +225,7 @@ def fit(
     *,
     meta: Mapping[str, Any] | None = None,
     opt: nnx.Optimizer | None = None,
+    mesh: Mesh | None = None,
 ) -> FitResult:
     """Trains `model` in place, checkpointing to `workdir`, and leaves it at the *last* step.
 
@@ -205,13 +242,24 @@ def fit(
       workdir: run folder (metrics.jsonl, training_curves.png and checkpoints go here).
       meta: extra JSON-serialisable data stored with every checkpoint (e.g. configs).
       opt: optimizer to use; by default `make_optimizer(model, cfg)`.
+      mesh: data parallelism over this mesh (`attn_interp.parallel.data_mesh()`; default
+        `parallel.current_mesh()`, None = the single-device path, unchanged): parameters and
+        optimizer state are replicated, every batch is padded with filler rows to a multiple of
+        the device count and sharded on its batch axis. The model stays replicated afterwards.
     """
+    mesh = parallel.resolve_mesh(mesh)
     opt = make_optimizer(model, cfg) if opt is None else opt
+    if mesh is not None:
+        parallel.replicate(model, mesh)
+        parallel.replicate(opt, mesh)
     ckpt = RunCheckpoints(workdir)
     extra = dict(meta or {})
     resumed_from = ckpt.latest_step(LATEST)
     if resumed_from is not None:
         progress = ckpt.restore(LATEST, model, opt)["progress"]
+        if mesh is not None:
+            parallel.replicate(model, mesh)
+            parallel.replicate(opt, mesh)
     else:
         progress = _initial_progress(cfg)
 
@@ -256,7 +304,8 @@ def fit(
                 batch = batches[i]
                 w = row_weights(batch)
                 t0 = time.perf_counter()
-                pending.append(train_step(model, opt, batch.tokens, batch.labels, w))
+                tokens, labels, weights, _ = place_batch(batch, mesh)
+                pending.append(train_step(model, opt, tokens, labels, weights))
                 n_docs, n_tokens = int(w.sum()), int(np.count_nonzero(batch.tokens))
                 progress["step"] += 1
                 progress["batch_in_epoch"] = i + 1
@@ -283,7 +332,7 @@ def fit(
             bar.close()
             progress["epoch_seconds"] += time.perf_counter() - epoch_start
 
-            val = evaluate(model, validation)
+            val = evaluate(model, validation, mesh=mesh)
             model.train()
             improved = val["accuracy"] > progress["best_validation_accuracy"]
             if improved:
