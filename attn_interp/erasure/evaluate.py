@@ -25,7 +25,9 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,11 +38,12 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 import attn_interp
+from attn_interp import parallel
 from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.outputs import write_outputs
 from attn_interp.erasure.suite import concatenate_results, ranking_names, run_suite
 from attn_interp.erasure.summary import summarize
-from attn_interp.io_utils import atomic_write_bytes, atomic_write_npz
+from attn_interp.io_utils import atomic_write, atomic_write_bytes, atomic_write_npz
 from attn_interp.types import AttentionInputs, Batch
 
 MANIFEST_FILE = "manifest.json"
@@ -52,7 +55,7 @@ _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # ErasureConfig fields that change how the work is chunked but never the results.
 _RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
 
-__all__ = ["ManifestMismatchError", "evaluate_run", "load_erasure_results"]
+__all__ = ["ManifestMismatchError", "evaluate_run", "load_erasure_results", "merge_shards"]
 
 
 class ManifestMismatchError(ValueError):
@@ -142,6 +145,7 @@ def _manifest(
                 "shard_docs": shard_docs,
                 "data_sha256": data_sha,
                 "documents": n_docs,
+                "shard_unit": "split_positions",  # shard s = split positions [s*N, (s+1)*N)
                 "package_version": attn_interp.__version__,
             },
             default=_json_default,
@@ -270,15 +274,22 @@ def _run_shard(
     enc_timer: _Timer,
     suite_timer: _Timer,
     bar,
+    mesh=None,
 ) -> dict[str, np.ndarray]:
     enc0, suite0 = enc_timer.seconds, suite_timer.seconds
     parts = []
     for batch in batches:
         tokens = np.asarray(batch.tokens)
+        labels = np.asarray(batch.labels, dtype=np.int32)
+        doc_index = np.asarray(batch.doc_index)
+        if mesh is not None:  # documents split over the mesh; filler rows pad to the device count
+            tokens, labels, doc_index = parallel.pad_rows(
+                parallel.data_size(mesh), tokens, labels, doc_index, fill=(0, 0, -1)
+            )
+            (tokens,) = parallel.shard_rows(mesh, tokens)
         inputs, logits = enc_timer(tokens.shape, lambda t=tokens: forward(t))
         logits = np.asarray(logits)
         predicted = np.argmax(logits, axis=-1).astype(np.int32)
-        doc_index = np.asarray(batch.doc_index)
         ids = np.where(doc_index >= 0, doc_index, 0)
 
         values, scores, mask = _pad_items(inputs)
@@ -296,7 +307,7 @@ def _run_shard(
             )
 
         res = suite_timer((values.shape, str(values.dtype)), suite)
-        res["label"] = np.asarray(batch.labels, dtype=np.int32)
+        res["label"] = labels
         res["logits"] = logits.astype(np.float32)
         real = np.flatnonzero(doc_index >= 0)
         parts.append(take_documents(res, real))
@@ -307,6 +318,106 @@ def _run_shard(
     out[_TIMING_PREFIX + "encode_seconds"] = np.float64(enc_timer.seconds - enc0)
     out[_TIMING_PREFIX + "erasure_seconds"] = np.float64(suite_timer.seconds - suite0)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming merge of the shard files (bounded memory: one shard's array at a time).
+
+
+def _is_item_key(key: str) -> bool:
+    return key.startswith("items/")
+
+
+def merge_shards(
+    shard_paths: Sequence[str], results_path: str, *, keep_items: bool = False
+) -> dict[str, np.ndarray]:
+    """Concatenates the shard files into one `.npz` at `results_path`, streaming; returns the
+    per-instance arrays (and the "items/" ones only if `keep_items`).
+
+    The output equals `np.savez(results_path, **concatenate_results(shards))` without the
+    "shard/" bookkeeping scalars; shards without documents are skipped. Each shard is read once,
+    its arrays are appended to one raw spill file per key next to `results_path`, and the spill
+    files are then copied into the zip members (written atomically, zip64), so the per-item arrays
+    of all shards are never in memory together. Peak memory: the per-instance arrays of all
+    documents plus one shard.
+    """
+    folder = os.path.dirname(os.path.abspath(results_path))
+    keys: list[str] | None = None
+    meta: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+    rows: dict[str, int] = {}
+    per_instance: dict[str, list[np.ndarray]] = {}
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".merge.") as spill:
+        files: dict[str, Any] = {}
+        try:
+            for path in shard_paths:
+                with np.load(path, allow_pickle=False) as f:
+                    names = [k for k in f.files if not k.startswith(_TIMING_PREFIX)]
+                    if not names:
+                        continue  # a shard without documents
+                    if keys is None:
+                        keys = names
+                        for i, k in enumerate(keys):
+                            files[k] = open(os.path.join(spill, f"{i}.bin"), "wb")  # noqa: SIM115
+                            rows[k] = 0
+                            per_instance[k] = []
+                    elif set(names) != set(keys):
+                        raise ValueError(
+                            f"{path} holds other result keys than the earlier shards "
+                            f"({sorted(set(names) ^ set(keys))[:6]}); delete the shard folder "
+                            "(or pass overwrite=True) and run again."
+                        )
+                    for k in keys:
+                        arr = np.ascontiguousarray(f[k])
+                        if k not in meta:
+                            meta[k] = (arr.dtype, arr.shape[1:])
+                        elif (arr.dtype, arr.shape[1:]) != meta[k]:
+                            raise ValueError(f"{path}: {k} has dtype/shape {arr.dtype}{arr.shape}.")
+                        files[k].write(arr.tobytes())
+                        rows[k] += arr.shape[0]
+                        if keep_items or not _is_item_key(k):
+                            per_instance[k].append(arr)
+        finally:
+            for fh in files.values():
+                fh.close()
+        if keys is None:
+            raise ValueError("no shard holds any document; nothing to merge.")
+
+        def write(out):
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for i, k in enumerate(keys):
+                    dtype, tail = meta[k]
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(dtype),
+                        "fortran_order": False,
+                        "shape": (rows[k], *tail),
+                    }
+                    with zf.open(k + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array_header_2_0(member, header)
+                        with open(os.path.join(spill, f"{i}.bin"), "rb") as src:
+                            shutil.copyfileobj(src, member, 1 << 22)
+
+        atomic_write(results_path, write)
+    return {k: np.concatenate(v) for k, v in per_instance.items() if v}
+
+
+def _write_documents_file(path: str, results: Mapping[str, np.ndarray], texts, hier: bool) -> None:
+    """documents.jsonl, one line per evaluated document, streamed to disk (written atomically)."""
+
+    def write(out):
+        for row, text_pos in enumerate(np.asarray(results["doc_id"]).tolist()):
+            line = json.dumps(
+                {
+                    "doc_index": int(text_pos),
+                    "label": int(results["label"][row]),
+                    "predicted": int(results["predicted"][row]),
+                    "seq_len": int(results["seq_len"][row]),
+                    "items": _items_of(texts[text_pos], hier),
+                },
+                ensure_ascii=False,
+            )
+            out.write(line.encode() + b"\n")
+
+    atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +435,7 @@ def evaluate_run(
     progress: bool = True,
     which: str = "best",
     overwrite: bool = False,
+    mesh=None,
 ) -> str:
     """Runs the erasure suite on every document of a trained run's `split`; returns the output dir.
 
@@ -338,6 +450,14 @@ def evaluate_run(
       progress: show a tqdm bar over documents.
       which: "best" or "latest" checkpoint.
       overwrite: delete earlier results in `out_dir` (of any setup) and start over.
+      mesh: split each batch's documents over this `jax.sharding.Mesh` (axis "data",
+        `attn_interp.parallel.data_mesh()`; default `parallel.current_mesh()`, None = one device).
+        Results are identical: the work is per document.
+
+    Memory: the split is encoded one shard at a time (shard s = split positions
+    [s * shard_docs, (s + 1) * shard_docs)), finished shards are not kept in memory, and the
+    merge into results.npz streams them (`merge_shards`); only the per-instance arrays of all
+    documents are held at the end (for summary.json and the CSVs).
 
     Raises:
       RunFolderError / CheckpointError: `workdir` is not a usable run folder.
@@ -370,9 +490,11 @@ def evaluate_run(
     if max_docs is not None:
         texts_split = texts_split.head(max_docs)
     hier = run.model_config.hierarchical
-    corpus = data_lib.encode_corpus(texts_split, run.vocab, hierarchical=hier)
-    if len(corpus) == 0:
-        raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
+    if len(texts_split) == 0:
+        raise ValueError(f"the {split} split of {run.workdir} has no documents.")
+    mesh = parallel.resolve_mesh(mesh)
+    if mesh is not None:
+        parallel.replicate(run.model, mesh)
 
     out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "erasure"))
     shard_dir = os.path.join(out_dir, SHARD_DIR)
@@ -384,7 +506,7 @@ def evaluate_run(
         shard_docs=shard_docs,
         step=step,
         data_sha=_data_fingerprint(texts_split.texts, texts_split.labels),
-        n_docs=len(corpus),
+        n_docs=len(texts_split),
     )
     manifest_path = os.path.join(out_dir, MANIFEST_FILE)
     if overwrite and os.path.isdir(out_dir):
@@ -402,35 +524,47 @@ def evaluate_run(
     affine = AffineParams(kernel, bias)
     bcfg = batch_config(run.train_config)
     enc_timer, suite_timer = _Timer(), _Timer()
-    n_shards = -(-len(corpus) // shard_docs)
-    bar = tqdm(total=len(corpus), unit="doc", desc="erasure", disable=not progress)
-    shards = []
+    n_split = len(texts_split)
+    n_shards = -(-n_split // shard_docs)
+    bar = tqdm(total=n_split, unit="doc", desc="erasure", disable=not progress)
+    shard_paths = []
     start = time.perf_counter()
     try:
         for s in range(n_shards):
             path = os.path.join(shard_dir, f"shard_{s:05d}.npz")
-            lo, hi = s * shard_docs, min((s + 1) * shard_docs, len(corpus))
+            lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
+            shard_paths.append(path)
             if os.path.exists(path):
-                shards.append(_load_npz(path))
                 bar.update(hi - lo)
                 continue
-            keep = np.zeros(len(corpus), bool)
-            keep[lo:hi] = True
-            part = corpus.select(keep)
-            batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
-            res = _run_shard(batches, forward, head, affine, config, enc_timer, suite_timer, bar)
+            chunk = data_lib.Split(list(texts_split.texts[lo:hi]), texts_split.labels[lo:hi])
+            part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
+            part = dataclasses.replace(part, doc_index=part.doc_index + lo)
+            res: dict[str, np.ndarray] = {}
+            if len(part):
+                batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
+                res = _run_shard(
+                    batches, forward, head, affine, config, enc_timer, suite_timer, bar, mesh
+                )
+            res.setdefault(_TIMING_PREFIX + "encode_seconds", np.float64(0.0))
+            res.setdefault(_TIMING_PREFIX + "erasure_seconds", np.float64(0.0))
+            res[_TIMING_PREFIX + "skipped_no_tokens"] = np.int64(len(part.skipped_doc_index))
+            bar.update(len(part.skipped_doc_index))
             atomic_write_npz(path, res)
-            shards.append(res)
+            del part, res
     finally:
         bar.close()
     wall = time.perf_counter() - start
 
-    timing = {
-        k: sum(float(sh.pop(k)) for sh in shards)
-        for k in list(shards[0])
-        if k.startswith(_TIMING_PREFIX)
-    }
-    results = concatenate_results(shards)
+    timing: dict[str, float] = {}
+    for path in shard_paths:
+        with np.load(path, allow_pickle=False) as f:
+            for k in f.files:
+                if k.startswith(_TIMING_PREFIX):
+                    timing[k] = timing.get(k, 0.0) + float(f[k])
+    if timing.get(_TIMING_PREFIX + "skipped_no_tokens", 0) >= n_split:
+        raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
+    results = merge_shards(shard_paths, os.path.join(out_dir, RESULTS_FILE))
     encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
     erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
     n_docs = int(results["doc_id"].size)
@@ -455,28 +589,18 @@ def evaluate_run(
         "split": split,
         "accuracy": float(np.mean(correct)),
         "documents": n_docs,
-        "skipped_no_tokens": len(corpus.skipped_doc_index),
+        "skipped_no_tokens": int(timing[_TIMING_PREFIX + "skipped_no_tokens"]),
         "documents_in_split": len(texts_split),
     }
     summary["q10_prediction_mismatch"] = int(np.sum(results["prediction_mismatch"]))
-    write_outputs(results, out_dir, summary=summary, throughput=throughput)
-
-    lines = []
-    for row, text_pos in enumerate(results["doc_id"].tolist()):
-        items = _items_of(texts_split.texts[text_pos], hier)
-        lines.append(
-            json.dumps(
-                {
-                    "doc_index": int(text_pos),
-                    "label": int(results["label"][row]),
-                    "predicted": int(results["predicted"][row]),
-                    "seq_len": int(results["seq_len"][row]),
-                    "items": items,
-                },
-                ensure_ascii=False,
-            )
-        )
-    atomic_write_bytes(os.path.join(out_dir, DOCUMENTS_FILE), ("\n".join(lines) + "\n").encode())
+    # results.npz is already merged (with the "items/" arrays); the CSVs and summary.json are
+    # written from the per-instance arrays in a staging folder, summary.json moved in last.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".outputs.") as staging:
+        write_outputs(results, staging, summary=summary, throughput=throughput)
+        names = sorted(n for n in os.listdir(staging) if n not in (RESULTS_FILE, SUMMARY_FILE))
+        for name in [*names, SUMMARY_FILE]:
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    _write_documents_file(os.path.join(out_dir, DOCUMENTS_FILE), results, texts_split.texts, hier)
     return out_dir
 
 
