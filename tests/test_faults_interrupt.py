@@ -171,17 +171,16 @@ def test_killed_erasure_resumes_from_completed_shards(reference_run, tmp_path):
     argv = [
         f"--workdir={workdir}",
         f"--out_dir={out}",
-        "--split=train",
-        "--shard_docs=2",
+        "--shard_docs=3",
         "--num_random=2",
         "--noprogress",
     ]
     shards = out / "shards"
 
-    def two_shards_done():
-        return shards.is_dir() and len([p for p in os.listdir(shards) if p.endswith(".npz")]) >= 2
+    def a_shard_done():
+        return shards.is_dir() and any(p.endswith(".npz") for p in os.listdir(shards))
 
-    _kill_when("experiments.erasure", argv, two_shards_done)
+    _kill_when("experiments.erasure", argv, a_shard_done)
     assert not (out / "results.npz").exists()
     done_before = {
         p: os.stat(shards / p).st_mtime_ns for p in os.listdir(shards) if p.endswith(".npz")
@@ -193,7 +192,7 @@ def test_killed_erasure_resumes_from_completed_shards(reference_run, tmp_path):
 
     cfg = ErasureConfig(num_random=2, memory_budget_bytes=int(2e9))
     ref_out = ev.evaluate_run(
-        workdir, cfg, split="train", shard_docs=2, progress=False, out_dir=str(tmp_path / "ref")
+        workdir, cfg, shard_docs=3, progress=False, out_dir=str(tmp_path / "ref")
     )
     got, got_summary = ev.load_erasure_results(str(out))
     want, want_summary = ev.load_erasure_results(ref_out)
