@@ -4,7 +4,6 @@ single-device counterparts, and the streaming erasure merge equals the in-memory
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -94,3 +93,154 @@ def test_sharded_train_step_equals_single_device(arch, dropout, rows, fillers):
         np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-6)
     leaf = jax.tree.leaves(nnx.state(sharded, nnx.Param))[0]
     assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole runs: fit + orbax checkpoints on the mesh, erasure over the mesh, streaming merge.
+
+WORDS = "alpha beta gamma delta eps zeta eta theta iota kappa lam mu".split()
+SHARD = 4
+
+
+def _write_split(path, n: int, seed: int, empty_at: tuple[int, ...] = ()) -> None:
+    import json
+
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(n):
+            label = int(rng.integers(0, 3))
+            words = [*rng.choice(WORDS[label * 4 : label * 4 + 4], 4), *rng.choice(WORDS, 2)]
+            text = "<br />" if i in empty_at else " ".join(words[: int(rng.integers(1, 7))]) + "."
+            f.write(json.dumps({"text": text, "label": f"c{label}"}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same tiny flan_conv run trained on one device and data-parallel on 8."""
+    from attn_interp.data import DataConfig
+    from attn_interp.train.run import train_and_evaluate
+
+    root = tmp_path_factory.mktemp("multidevice_runs")
+    # test positions 4..7 have no tokens: shard 1 (SHARD = 4) holds no document at all
+    for name, n, seed, empty in (
+        ("train", 30, 1, ()),
+        ("validation", 8, 2, ()),
+        ("test", 15, 3, (4, 5, 6, 7)),
+    ):
+        _write_split(root / f"{name}.jsonl", n, seed, empty)
+    data_cfg = DataConfig(
+        dataset="local",
+        local_train=str(root / "train.jsonl"),
+        local_validation=str(root / "validation.jsonl"),
+        local_test=str(root / "test.jsonl"),
+    )
+    train_cfg = TrainConfig(
+        epochs=2, batch_size=8, learning_rate=1e-2, save_every_steps=2, progress=False
+    )
+    kw = dict(arch="flan_conv", model_overrides={"embed_dim": 8, "hidden": 4}, min_count=1)
+    single = train_and_evaluate(data_cfg, train_cfg, str(root / "single"), **kw)
+    with parallel.use_mesh(parallel.data_mesh()):
+        sharded = train_and_evaluate(data_cfg, train_cfg, str(root / "sharded"), **kw)
+    return {"root": root, "single": single, "sharded": sharded}
+
+
+def test_data_parallel_fit_matches_single_device_and_checkpoints_restore(runs):
+    from attn_interp.train.run import load_run
+
+    single, sharded = runs["single"], runs["sharded"]
+    assert single["steps"] == sharded["steps"] > 0
+    assert single["test_documents"] == sharded["test_documents"] == 11
+    np.testing.assert_allclose(sharded["test_loss"], single["test_loss"], rtol=1e-4)
+    from attn_interp.train.checkpoint import LATEST, RunCheckpoints
+
+    def last_state(name):
+        run = load_run(str(runs["root"] / name), "best")
+        opt = optim.make_optimizer(run.model, run.train_config)
+        ckpt = RunCheckpoints(run.workdir)
+        try:
+            meta = ckpt.restore(LATEST, run.model, opt)
+        finally:
+            ckpt.close()
+        return run.model, meta
+
+    (a, meta_a), (b, meta_b) = last_state("single"), last_state("sharded")
+    assert meta_a["progress"]["step"] == meta_b["progress"]["step"] == single["steps"]
+    for x, y in zip(_params(a), _params(b), strict=True):
+        np.testing.assert_allclose(y, x, rtol=1e-3, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def erasure_dirs(runs):
+    from attn_interp.erasure import ErasureConfig
+    from attn_interp.erasure import evaluate as ev
+
+    workdir = str(runs["root"] / "single")
+    cfg = ErasureConfig(num_random=2, memory_budget_bytes=40_000)  # several engine chunks
+    out = {}
+    for name, mesh in (("one", None), ("mesh", parallel.data_mesh())):
+        out[name] = ev.evaluate_run(
+            workdir,
+            cfg,
+            out_dir=str(runs["root"] / f"erasure_{name}"),
+            shard_docs=SHARD,
+            progress=False,
+            mesh=mesh,
+        )
+    return out
+
+
+def test_sharded_erasure_equals_single_device(erasure_dirs):
+    from attn_interp.erasure import evaluate as ev
+
+    one, one_summary = ev.load_erasure_results(erasure_dirs["one"])
+    par, par_summary = ev.load_erasure_results(erasure_dirs["mesh"])
+    assert list(one) == list(par)
+    assert any(k.startswith("items/") for k in one)
+    np.testing.assert_array_equal(one["doc_id"], np.setdiff1d(np.arange(15), [4, 5, 6, 7]))
+    for key in one:
+        if np.issubdtype(one[key].dtype, np.floating):
+            np.testing.assert_allclose(par[key], one[key], rtol=1e-6, atol=1e-7, err_msg=key)
+        else:
+            np.testing.assert_array_equal(par[key], one[key], err_msg=key)
+    assert (
+        one_summary["model"]["skipped_no_tokens"] == par_summary["model"]["skipped_no_tokens"] == 4
+    )
+    assert one_summary["counts"] == par_summary["counts"]
+
+
+def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
+    import os
+
+    from attn_interp.erasure import evaluate as ev
+    from attn_interp.erasure.suite import concatenate_results
+
+    shard_dir = os.path.join(erasure_dirs["one"], ev.SHARD_DIR)
+    paths = sorted(os.path.join(shard_dir, n) for n in os.listdir(shard_dir) if n.endswith(".npz"))
+    assert len(paths) == 4
+    loaded = []
+    for p in paths:
+        with np.load(p) as f:
+            arrays = {k: f[k] for k in f.files if not k.startswith("shard/")}
+        if arrays:
+            loaded.append(arrays)
+    assert len(loaded) == 3  # the shard of documents without tokens holds no arrays
+    expected = concatenate_results(loaded)
+    out = str(tmp_path / "merged.npz")
+    per_instance = ev.merge_shards(paths, out)
+    with np.load(out) as f:
+        merged = {k: f[k] for k in f.files}
+    assert list(merged) == list(expected)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(merged[key], value, err_msg=key)
+        assert merged[key].dtype == value.dtype
+        if not key.startswith("items/"):
+            np.testing.assert_array_equal(per_instance[key], value, err_msg=key)
+    assert not any(k.startswith("items/") for k in per_instance)
+    full = ev.merge_shards(paths, str(tmp_path / "again.npz"), keep_items=True)
+    assert set(full) == set(expected)
+    # the launcher's results.npz is exactly this merge
+    saved, _ = ev.load_erasure_results(erasure_dirs["one"])
+    for key, value in expected.items():
+        np.testing.assert_array_equal(saved[key], value, err_msg=key)
+    with pytest.raises(ValueError, match="no shard"):
+        ev.merge_shards([paths[1]], str(tmp_path / "none.npz"))
