@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import pytest
 from absl import flags
 from flax import nnx
 
+import attn_interp
 from attn_interp.erasure import ErasureConfig
 from attn_interp.erasure import evaluate as ev
-from attn_interp.train.run import load_run
+from attn_interp.train.run import RunFolderError, load_run
 from experiments import train as train_launcher
 
 pytestmark = pytest.mark.faults
@@ -204,3 +206,31 @@ def test_killed_erasure_resumes_from_completed_shards(reference_run, tmp_path):
     got_summary.pop("throughput")
     want_summary.pop("throughput")
     assert got_summary == want_summary
+
+
+def test_data_changed_since_training_is_refused(data, reference_run, tmp_path):
+    workdir, _ = reference_run
+    new_data = tmp_path / "data"
+    new_data.mkdir()
+    for split in ("train", "validation", "test"):
+        text = (data / f"{split}.jsonl").read_text()
+        if split == "test":  # one label changed after training
+            text = text.replace('"label": "food"', '"label": "tech"', 1)
+        (new_data / f"{split}.jsonl").write_text(text)
+    moved = tmp_path / "run"
+    shutil.copytree(workdir, moved)
+    config = json.loads((moved / "config.json").read_text())
+    assert set(config["data_sha256"]) == {"train", "validation", "test"}
+    assert config["package_version"] == attn_interp.__version__
+    for split in ("train", "validation", "test"):
+        config["data"][f"local_{split}"] = str(new_data / f"{split}.jsonl")
+    (moved / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(ev.ManifestMismatchError, match="changed since training.*retrain"):
+        ev.evaluate_run(str(moved), ErasureConfig(num_random=2), progress=False)
+    assert not (moved / "erasure" / "results.npz").exists()
+    fv = flags.FlagValues()
+    train_launcher.define_flags(fv)
+    fv(["train", *_train_argv(moved, new_data)])
+    with pytest.raises(RunFolderError, match=r"data_sha256\.test.*documents or labels changed"):
+        train_launcher.run(fv)
