@@ -47,6 +47,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "overwrite", False, "Delete earlier results in the output folder first.", flag_values=fv
     )
     flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=fv)
+    flags.DEFINE_bool(
+        "data_parallel",
+        True,
+        "With more than one local device: split each batch's documents over all of them "
+        "(results are identical to one device).",
+        flag_values=fv,
+    )
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ErasureConfig:
@@ -111,6 +118,12 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> str:
     """Runs the erasure tests per the parsed flags; prints and returns the output folder."""
     if not fv.workdir:
         raise app.UsageError("--workdir is required (the training run folder).")
+    import jax
+
+    from attn_interp import parallel
+
+    local = jax.local_devices()
+    mesh = parallel.data_mesh(local) if fv.data_parallel and len(local) > 1 else None
     out_dir = evaluate_run(
         fv.workdir,
         config_from_flags(fv),
@@ -121,6 +134,7 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> str:
         progress=fv.progress,
         which=fv.which,
         overwrite=fv.overwrite,
+        mesh=mesh,
     )
     _, summary = load_erasure_results(out_dir)
     print(f"erasure outputs: {out_dir}")

@@ -18,6 +18,7 @@ import typing
 
 from absl import app, flags, logging
 
+from attn_interp import parallel
 from attn_interp.data import DataConfig, FetchError
 from attn_interp.models import ARCHITECTURES
 from attn_interp.train.checkpoint import CheckpointError
@@ -70,6 +71,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "embeddings", None, "word2vec/GloVe text file for initial embeddings.", flag_values=fv
     )
     flags.DEFINE_integer("min_count", 5, "Vocabulary: minimum token count.", flag_values=fv)
+    define_parallel_flags(fv)
     for field in dataclasses.fields(TrainConfig):
         typ = _field_type(TrainConfig, field)
         _DEFINERS[typ](
@@ -110,21 +112,60 @@ def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
     return data_cfg, train_cfg, model_overrides
 
 
+def define_parallel_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """--data_parallel and the multi-host flags of `jax.distributed.initialize`."""
+    flags.DEFINE_bool(
+        "data_parallel",
+        True,
+        "With more than one device: data parallelism over all of them (batch sharded over a "
+        "'data' mesh axis, parameters replicated). One device: the single-device path.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        "Multi-host: HOST:PORT of process 0 (calls jax.distributed.initialize).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.", flag_values=fv)
+    flags.DEFINE_integer("process_id", None, "Multi-host: rank of this process.", flag_values=fv)
+
+
+def mesh_from_flags(fv: flags.FlagValues = flags.FLAGS):
+    """Initialises multi-host JAX if flags name a coordinator; the data mesh, or None (1 device)."""
+    import jax
+
+    parallel.initialize_distributed(
+        parallel.DistributedConfig(
+            coordinator_address=fv.coordinator_address,
+            num_processes=fv.num_processes,
+            process_id=fv.process_id,
+        )
+    )
+    if not fv.data_parallel or jax.device_count() == 1:
+        return None
+    return parallel.data_mesh()
+
+
 def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
     """Trains and tests per the parsed flags; returns (and prints) the final.json content."""
     if not fv.workdir:
         raise app.UsageError("--workdir is required (the run folder).")
     data_cfg, train_cfg, model_overrides = configs_from_flags(fv)
     logging.info("train config: %s", train_cfg)
-    final = train_and_evaluate(
-        data_cfg,
-        train_cfg,
-        fv.workdir,
-        arch=fv.model,
-        model_overrides=model_overrides,
-        embeddings_path=fv.embeddings,
-        min_count=fv.min_count,
-    )
+    mesh = mesh_from_flags(fv)
+    if mesh is not None:
+        logging.info("data parallel over %d devices", parallel.data_size(mesh))
+    with parallel.use_mesh(mesh):
+        final = train_and_evaluate(
+            data_cfg,
+            train_cfg,
+            fv.workdir,
+            arch=fv.model,
+            model_overrides=model_overrides,
+            embeddings_path=fv.embeddings,
+            min_count=fv.min_count,
+        )
     print(json.dumps(final, sort_keys=True))
     return final
 
