@@ -1,0 +1,125 @@
+"""Atomic writes under disk-full / read-only failures, clear one-line launcher errors, and no
+pickle anywhere in the package."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from attn_interp import io_utils
+from attn_interp.erasure import write_outputs
+
+pytestmark = pytest.mark.faults
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _raiser(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+def test_round_trips_and_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "sub" / "a.json"
+    io_utils.atomic_write_json(path, {"x": np.float32(1.5), "t": (1, 2), "a": np.arange(3)})
+    assert json.loads(path.read_text()) == {"x": 1.5, "t": [1, 2], "a": [0, 1, 2]}
+    npz = tmp_path / "a.npz"
+    arrays = {"i": np.arange(4, dtype=np.int64), "f": np.random.default_rng(0).normal(size=(2, 3))}
+    io_utils.atomic_write_npz(npz, arrays)
+    with np.load(npz, allow_pickle=False) as f:
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(f[key], value)
+    with pytest.raises(TypeError, match="pickle"):
+        io_utils.atomic_write_npz(npz, {"o": np.array([{}, None], dtype=object)})
+    assert sorted(os.listdir(tmp_path)) == ["a.npz", "sub"]  # no temporary files left
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "hint"),
+    [
+        ("replace", errno.ENOSPC, "disk is full"),
+        ("replace", errno.EROFS, "read-only"),
+        ("mkstemp", errno.EROFS, "read-only"),
+        ("fsync", errno.EDQUOT, "quota"),
+    ],
+)
+def test_disk_full_or_read_only_keeps_the_old_file_and_says_what_to_do(
+    tmp_path, monkeypatch, target, code, hint
+):
+    path = tmp_path / "summary.json"
+    io_utils.atomic_write_json(path, {"old": True})
+    if target == "mkstemp":
+        monkeypatch.setattr(io_utils.tempfile, "mkstemp", _raiser(code))
+    else:
+        monkeypatch.setattr(io_utils.os, target, _raiser(code))
+    with pytest.raises(io_utils.OutputWriteError, match=hint) as err:
+        io_utils.atomic_write_json(path, {"new": True})
+    assert err.value.errno == code
+    assert str(path) in str(err.value) and "output folder" in str(err.value)
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"old": True}  # untouched
+    assert os.listdir(tmp_path) == ["summary.json"]  # temporary file removed
+
+
+def test_library_writers_report_the_path_on_a_full_disk(tmp_path, monkeypatch):
+    results = {
+        "doc_id": np.arange(2),
+        "seq_len": np.array([1, 2]),
+    }
+    monkeypatch.setattr(io_utils.os, "replace", _raiser(errno.ENOSPC))
+    with pytest.raises(io_utils.OutputWriteError, match=re.escape(str(tmp_path / "results.npz"))):
+        write_outputs(results, tmp_path, summary={})
+    assert os.listdir(tmp_path) == []
+
+
+def test_other_os_errors_pass_through_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setattr(io_utils.os, "replace", _raiser(errno.EIO))
+    with pytest.raises(OSError) as err:
+        io_utils.atomic_write_text(tmp_path / "x.txt", "x")
+    assert not isinstance(err.value, io_utils.OutputWriteError) and err.value.errno == errno.EIO
+
+
+def test_launchers_print_one_line_instead_of_a_traceback(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = _REPO + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "experiments.erasure", f"--workdir={tmp_path}", "--noprogress"]
+    proc = subprocess.run(cmd, cwd=_REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if "RunFolderError" in x]
+    assert len(lines) == 1 and "not a training run folder" in lines[0] and "--workdir" in lines[0]
+
+
+def _package_sources():
+    for top in ("attn_interp", "experiments"):
+        for root, _, files in os.walk(os.path.join(_REPO, top)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    with open(path, encoding="utf-8") as f:
+                        yield os.path.relpath(path, _REPO), f.read()
+
+
+def test_no_pickle_is_ever_loaded():
+    sources = dict(_package_sources())
+    assert "attn_interp/io_utils.py" in sources and len(sources) > 20
+    offenders = []
+    for path, text in sources.items():
+        code = "\n".join(x.split("#")[0] for x in text.splitlines())  # drop comments
+        if re.search(r"\bimport (c?pickle|dill|joblib)\b|\bfrom (c?pickle|dill|joblib)\b", code):
+            offenders.append(f"{path}: imports pickle")
+        if re.search(r"allow_pickle\s*=\s*True", code):
+            offenders.append(f"{path}: allow_pickle=True")
+        for call in re.findall(r"np\.load\([^)]*\)", code):
+            if "allow_pickle=False" not in call:
+                offenders.append(f"{path}: {call} without allow_pickle=False")
+    assert not offenders, offenders
