@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_npz",
     "atomic_write_text",
+    "remove_stale_temp_files",
 ]
 
 _HINTS = {
@@ -151,3 +152,19 @@ def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> str:
     if bad:
         raise TypeError(f"object arrays {bad} would need pickle to load; convert them first.")
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[str]:
+    """Deletes the hidden ``.NAME.*.tmp`` files that a killed writer (SIGKILL, power loss) left in
+    `folder`; returns their paths. Call it only while no other process writes into `folder`."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in os.listdir(folder):
+        if name.startswith(".") and name.endswith(".tmp"):
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                os.unlink(path)
+                removed.append(path)
+    return removed

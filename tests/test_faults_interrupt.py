@@ -22,6 +22,7 @@ import attn_interp
 from attn_interp.erasure import ErasureConfig
 from attn_interp.erasure import evaluate as ev
 from attn_interp.train.run import RunFolderError, load_run
+from experiments import erasure as erasure_launcher
 from experiments import train as train_launcher
 
 pytestmark = pytest.mark.faults
@@ -192,10 +193,12 @@ def test_killed_erasure_resumes_from_completed_shards(reference_run, tmp_path):
         assert os.stat(shards / name).st_mtime_ns == mtime
     assert all(p.endswith(".npz") for p in os.listdir(shards))  # no temporary files left behind
 
-    cfg = ErasureConfig(num_random=2, memory_budget_bytes=int(2e9))
-    ref_out = ev.evaluate_run(
-        workdir, cfg, shard_docs=3, progress=False, out_dir=str(tmp_path / "ref")
-    )
+    # The uninterrupted reference goes through the same launcher (same device mesh), in-process.
+    ref_out = str(tmp_path / "ref")
+    fv = flags.FlagValues()
+    erasure_launcher.define_flags(fv)
+    fv(["erasure", *[x for x in argv if not x.startswith("--out_dir")], f"--out_dir={ref_out}"])
+    erasure_launcher.run(fv)
     got, got_summary = ev.load_erasure_results(str(out))
     want, want_summary = ev.load_erasure_results(ref_out)
     n_docs = want_summary["model"]["documents"]

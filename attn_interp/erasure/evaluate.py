@@ -43,7 +43,12 @@ from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.outputs import write_outputs
 from attn_interp.erasure.suite import concatenate_results, ranking_names, run_suite
 from attn_interp.erasure.summary import summarize
-from attn_interp.io_utils import atomic_write, atomic_write_bytes, atomic_write_npz
+from attn_interp.io_utils import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_npz,
+    remove_stale_temp_files,
+)
 from attn_interp.types import AttentionInputs, Batch
 
 MANIFEST_FILE = "manifest.json"
@@ -514,6 +519,8 @@ def evaluate_run(
     if os.path.exists(manifest_path):
         _check_manifest(manifest_path, manifest)
     os.makedirs(shard_dir, exist_ok=True)
+    for folder in (out_dir, shard_dir):  # partial writes of a killed earlier run
+        remove_stale_temp_files(folder)
     if not os.path.exists(manifest_path):
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         atomic_write_bytes(manifest_path, data)
