@@ -87,7 +87,7 @@ def _child(n: int, root: str) -> dict:
     import numpy as np
 
     per_instance = items = 0
-    with np.load(os.path.join(out, "results.npz")) as f:
+    with np.load(os.path.join(out, "results.npz"), allow_pickle=False) as f:
         for k in f.files:
             nbytes = f[k].nbytes
             if k.startswith("items/"):

@@ -109,6 +109,19 @@ def _package_sources():
                         yield os.path.relpath(path, _REPO), f.read()
 
 
+def _calls(code: str, prefix: str) -> list[str]:
+    """The text of every `prefix...)` call in `code`, up to its matching parenthesis."""
+    calls = []
+    for match in re.finditer(re.escape(prefix), code):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(code)):
+            depth += {"(": 1, ")": -1}.get(code[end], 0)
+            if depth == 0:
+                break
+        calls.append(code[match.start() : end + 1])
+    return calls
+
+
 def test_no_pickle_is_ever_loaded():
     sources = dict(_package_sources())
     assert "attn_interp/io_utils.py" in sources and len(sources) > 20
@@ -119,7 +132,7 @@ def test_no_pickle_is_ever_loaded():
             offenders.append(f"{path}: imports pickle")
         if re.search(r"allow_pickle\s*=\s*True", code):
             offenders.append(f"{path}: allow_pickle=True")
-        for call in re.findall(r"np\.load\([^)]*\)", code):
+        for call in _calls(code, "np.load("):
             if "allow_pickle=False" not in call:
                 offenders.append(f"{path}: {call} without allow_pickle=False")
     assert not offenders, offenders
