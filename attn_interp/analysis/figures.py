@@ -25,6 +25,7 @@ from attn_interp.analysis.model_results import (  # noqa: E402
     datasets,
     ranking_label,
 )
+from attn_interp.io_utils import atomic_write  # noqa: E402
 
 _COLORS = {
     "random0": "#8c8c8c",
@@ -43,8 +44,9 @@ def _style() -> dict:
 def _save(fig, out_dir: str, stem: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, stem + ".png")
-    fig.savefig(png, bbox_inches="tight", dpi=120)
-    fig.savefig(os.path.join(out_dir, stem + ".pdf"), bbox_inches="tight")
+    atomic_write(png, lambda f: fig.savefig(f, format="png", bbox_inches="tight", dpi=120))
+    pdf = os.path.join(out_dir, stem + ".pdf")
+    atomic_write(pdf, lambda f: fig.savefig(f, format="pdf", bbox_inches="tight"))
     plt.close(fig)
     return png
 
