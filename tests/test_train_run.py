@@ -123,6 +123,10 @@ def test_load_run_reproduces_reported_accuracy(trained):
     assert np.array_equal(
         load_run(workdir).model.embed.embedding[...], run.model.embed.embedding[...]
     )
+    # the latest checkpoint (which also holds the optimizer state) loads too
+    latest = load_run(workdir, which="latest")
+    assert latest.which == "latest" and latest.model.logit_dropout.deterministic
+    assert latest.meta.get("step", 0) >= run.meta.get("step", 0)
 
 
 def test_rerun_resumes_and_changed_config_is_refused(trained, dataset_files, tmp_path):

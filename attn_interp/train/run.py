@@ -28,6 +28,7 @@ from attn_interp.io_utils import atomic_write_json
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
+from attn_interp.train.optim import make_optimizer
 from attn_interp.train.serialize import config_from_json, config_to_json
 from attn_interp.train.shapes import bucket_batches
 
@@ -325,7 +326,9 @@ def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> T
     model = make_model(model_cfg, rngs=nnx.Rngs(train_cfg.seed))
     ckpt = RunCheckpoints(workdir)
     try:
-        meta = ckpt.restore(which, model)
+        # The latest checkpoint also holds the optimizer state (for resuming): restore it too.
+        opt = make_optimizer(model, train_cfg) if which == LATEST else None
+        meta = ckpt.restore(which, model, opt)
     finally:
         ckpt.close()
     saved = meta.get("run", {}).get("model")
