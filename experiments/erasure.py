@@ -11,16 +11,12 @@ results are refused unless ``--overwrite`` is given.
 
 from __future__ import annotations
 
-import logging as std_logging
-import sys
+from absl import app, flags
 
-from absl import app, flags, logging
-
-from attn_interp.data import FetchError
 from attn_interp.erasure import ErasureConfig
 from attn_interp.erasure.config import METHODS, RANDOM_MODES
 from attn_interp.erasure.evaluate import evaluate_run, load_erasure_results
-from attn_interp.train.checkpoint import CheckpointError
+from experiments.cli import launch
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -142,25 +138,6 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> str:
     return out_dir
 
 
-class _QuietOrbax:
-    """Drops orbax's INFO chatter from the absl log."""
-
-    def filter(self, record) -> bool:
-        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    std_logging.getLogger("absl").addFilter(_QuietOrbax())
-    try:
-        run(flags.FLAGS)
-    except (ValueError, OSError, CheckpointError, FetchError) as err:
-        # Library errors name the cause and the fix: one line, not a traceback.
-        logging.error("%s: %s", type(err).__name__, err)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(launch(lambda: run(flags.FLAGS)))

@@ -27,6 +27,7 @@ from absl import app, flags
 
 from attn_interp.io_utils import atomic_write_json
 from experiments import dataset_stats
+from experiments.cli import launch
 
 # Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
 # yahoo_answers_10k preset (4 epochs at lr 2e-3, `preset_for`). Measured (README "Training"):
@@ -261,11 +262,5 @@ def run() -> str:
     return md_path
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    run()
-
-
 if __name__ == "__main__":
-    app.run(main)
+    app.run(launch(run))

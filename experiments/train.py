@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging as std_logging
-import sys
 import typing
 
 from absl import app, flags, logging
 
 from attn_interp import parallel
-from attn_interp.data import DataConfig, FetchError
+from attn_interp.data import DataConfig
 from attn_interp.models import ARCHITECTURES
-from attn_interp.train.checkpoint import CheckpointError
 from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset, preset_for
 from attn_interp.train.run import train_and_evaluate
+from experiments.cli import launch
 
 _MODEL_FIELDS = {
     "embed_dim": int,
@@ -170,25 +168,6 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
     return final
 
 
-class _QuietOrbax:
-    """Drops orbax's INFO chatter (several lines per checkpoint) from the absl log."""
-
-    def filter(self, record) -> bool:
-        return record.levelno >= logging.WARNING or "orbax" not in record.pathname
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    std_logging.getLogger("absl").addFilter(_QuietOrbax())
-    try:
-        run(flags.FLAGS)
-    except (ValueError, OSError, CheckpointError, FetchError) as err:
-        # Library errors name the cause and the fix: one line, not a traceback.
-        logging.error("%s: %s", type(err).__name__, err)
-        sys.exit(1)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(launch(lambda: run(flags.FLAGS)))
