@@ -51,3 +51,27 @@ def _get_many(source: Sequence, idx: list[int]) -> Sequence:
             # item-by-item access works there (and raises the same error if the source is bad).
             pass
     return [source[i] for i in idx]
+
+
+def text_label_info(builder, class_names: Sequence[str], homepage: str, **extra):
+    """The `DatasetInfo` shared by every text-classification builder here.
+
+    Features `text` (Text) and `label` (ClassLabel over `class_names`), supervised keys, file order
+    kept (`disable_shuffling`), an empty metadata dict the builders fill (source format, counts).
+    `builder` must use the TFDS package layout (`dataset_info_from_configs` reads its folder).
+    """
+    import tensorflow_datasets as tfds
+
+    return builder.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(
+            {
+                "text": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(names=list(class_names)),
+            }
+        ),
+        supervised_keys=("text", "label"),
+        disable_shuffling=True,
+        homepage=homepage,
+        metadata=tfds.core.MetadataDict(),
+        **extra,
+    )

@@ -24,6 +24,7 @@ from absl import logging
 from attn_interp.data import fetch
 from attn_interp.data.local import hash_split_ids
 from attn_interp.data.readers import BadRowPolicy, RawRows, read_table
+from attn_interp.data.tfds_source import text_label_info
 
 CLASS_NAMES = ("negative", "positive")
 SPLIT_NAMES = ("train", "validation", "test")
@@ -79,18 +80,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-                }
-            ),
-            supervised_keys=("text", "label"),
-            disable_shuffling=True,
-            homepage="https://ai.stanford.edu/~amaas/data/sentiment/",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return text_label_info(self, CLASS_NAMES, "https://ai.stanford.edu/~amaas/data/sentiment/")
 
     def _raw_csv(self, dl_manager) -> Path:
         try:

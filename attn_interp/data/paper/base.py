@@ -33,6 +33,7 @@ from attn_interp.data.paper.formats import Row
 from attn_interp.data.paper.splits import SPLIT_NAMES, SplitRecipe, assign_splits, split_traindev
 from attn_interp.data.readers import BadRowPolicy, RawRows
 from attn_interp.data.sentences import tokenize_sentences
+from attn_interp.data.tfds_source import text_label_info
 
 __all__ = ["SourceLayout", "PaperBuilderConfig", "PaperBuilder", "ROLES"]
 
@@ -113,18 +114,7 @@ class PaperBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     # ------------------------------------------------------------------ info
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
-                }
-            ),
-            supervised_keys=("text", "label"),
-            disable_shuffling=True,
-            homepage=self.HOMEPAGE,
-            metadata=tfds.core.MetadataDict(),
-        )
+        return text_label_info(self, self.CLASS_NAMES, self.HOMEPAGE)
 
     @property
     def recipe(self) -> SplitRecipe:

