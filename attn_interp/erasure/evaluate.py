@@ -472,6 +472,7 @@ def evaluate_run(
     from attn_interp import data as data_lib
     from attn_interp.train.checkpoint import RunCheckpoints
     from attn_interp.train.run import batch_config, load_run
+    from attn_interp.train.shapes import bucket_batches
 
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be >= 1, got {shard_docs}.")
@@ -550,6 +551,8 @@ def evaluate_run(
             res: dict[str, np.ndarray] = {}
             if len(part):
                 batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
+                # The training shape ladder: few distinct shapes, so few compilations.
+                batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
                 res = _run_shard(
                     batches, forward, head, affine, config, enc_timer, suite_timer, bar, mesh
                 )
