@@ -244,6 +244,28 @@ def _sort_packed(key: jax.Array) -> jax.Array:
     return (ordered & jnp.int64(0xFFFFFFFF)).astype(jnp.int32)
 
 
+def _float_key(x: jax.Array) -> jax.Array:
+    """Order-preserving map of float32 to int32 (an involution on the bit patterns)."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.int32)
+    return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+
+
+def _sort_descending_values(x: jax.Array) -> jax.Array:
+    """Values of `x [..., items]` sorted descending along the last axis.
+
+    Float32 goes through a single-operand int32 sort of order-preserving keys (exact, and much
+    faster than a float sort on CPU); float64 uses `jnp.sort`.
+    """
+    if jnp.dtype(x.dtype).itemsize > 4:
+        return -jnp.sort(-x, axis=-1)
+    key = jax.lax.sort(_float_key(-x), dimension=x.ndim - 1)
+    return -jax.lax.bitcast_convert_type(_float_key_inverse(key), jnp.float32).astype(x.dtype)
+
+
+def _float_key_inverse(key: jax.Array) -> jax.Array:
+    return jnp.where(key < 0, key ^ jnp.int32(0x7FFFFFFF), key)
+
+
 def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Stable descending argsort of `scores [..., items]`: ties keep position order, padding last.
 
@@ -254,9 +276,8 @@ def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
     key = jnp.where(key == 0, 0.0, key).astype(key.dtype)  # -0.0 ties with +0.0
     if jnp.dtype(key.dtype).itemsize > 4:
         return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
-    bits = jax.lax.bitcast_convert_type(key.astype(jnp.float32), jnp.int32)
     # Order-preserving map of IEEE floats to signed ints: flip the magnitude bits of negatives.
-    bits = jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+    bits = _float_key(key)
     with jax.enable_x64(True):
         return _sort_packed(bits)
 
@@ -345,10 +366,11 @@ def minimum_flip_set_from_z(
     t = alpha[..., None] * (z_y - z + beta[:, None, :])  # [B, n, C]
     t = jnp.where(mask[..., None], t, 0.0)
     threshold = jnp.sum(t, axis=1)  # [B, C]
-    order = descending_order(
-        jnp.moveaxis(t, 1, 2), jnp.moveaxis(jnp.broadcast_to(mask[..., None], t.shape), 1, 2)
-    )  # [B, C, n]
-    t_sorted = jnp.take_along_axis(jnp.moveaxis(t, 1, 2), order, axis=2)  # [B, C, n]
+    # Only the sorted values are needed per class (the order is needed for the best class
+    # only, below): a plain value sort, padding (-inf) last.
+    t_cls = jnp.where(jnp.moveaxis(mask[..., None], 1, 2), jnp.moveaxis(t, 1, 2), -jnp.inf)
+    t_sorted = _sort_descending_values(t_cls)  # [B, C, n]
+    t_sorted = jnp.where(jnp.isfinite(t_sorted), t_sorted, 0.0)
     cum = _scan(t_sorted, 2, False)
     size_ok = jnp.arange(1, n + 1)[None, None, :] <= (length - 1)[:, None, None]
     exceeds = (cum > threshold[..., None]) & size_ok
@@ -359,7 +381,8 @@ def minimum_flip_set_from_z(
     k_best = jnp.min(k_c, axis=1)
     bias_flips = (jnp.argmax(bias) != y) & (length >= 1)
     k_min = jnp.where(k_best < big, k_best, jnp.where(bias_flips, length, -1)).astype(jnp.int32)
-    best_order = jnp.take_along_axis(order, best_class[:, None, None], axis=1)[:, 0]  # [B, n]
+    t_best = jnp.take_along_axis(t, best_class[:, None, None], axis=2)[..., 0]  # [B, n]
+    best_order = descending_order(t_best, mask)  # [B, n]
     rank = ranks_of(best_order)
     members = jnp.where(
         k_best[:, None] < big,
