@@ -281,7 +281,11 @@ def _add_object(obj, lineno, rows, bad, text_column, label_column) -> None:
     rows.add(text, _label_str(label), lineno)
 
 
-def _read_json_array(path: Path, rows: RawRows, bad, text_column, label_column) -> None:
+def load_json_array(path: Path, what: str) -> list:
+    """The JSON array in `path`; DataFormatError naming the file (and line) otherwise.
+
+    `what` completes the message "<path>: <what> must hold one JSON array ...".
+    """
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -289,6 +293,11 @@ def _read_json_array(path: Path, rows: RawRows, bad, text_column, label_column) 
     except json.JSONDecodeError as e:
         raise DataFormatError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
     if not isinstance(data, list):
-        raise DataFormatError(f"{path}: a .json file must hold one array of objects")
+        raise DataFormatError(f"{path}: {what} must hold one JSON array of objects")
+    return data
+
+
+def _read_json_array(path: Path, rows: RawRows, bad, text_column, label_column) -> None:
+    data = load_json_array(path, "a .json file")
     for i, obj in enumerate(data, start=1):  # "line" = position in the array
         _add_object(obj, i, rows, bad, text_column, label_column)

@@ -49,6 +49,7 @@ from attn_interp.io_utils import (
     atomic_write_npz,
     remove_stale_temp_files,
 )
+from attn_interp.records import record_differences
 from attn_interp.types import AttentionInputs, Batch
 
 MANIFEST_FILE = "manifest.json"
@@ -167,17 +168,7 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
                 f"{path} is unreadable ({err}); pass overwrite=True (--overwrite) to start over."
             ) from err
     ignore = {"workdir"}  # the same run may be moved or mounted elsewhere
-    diffs = []
-    for key in sorted((set(old) | set(new)) - ignore):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [
-                f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
-                for k in sorted(set(a) | set(b))
-                if a.get(k) != b.get(k)
-            ]
-        elif a != b:
-            diffs.append(f"{key}: {a!r} -> {b!r}")
+    diffs = record_differences(old, new, ignore)
     if diffs:
         raise ManifestMismatchError(
             f"{os.path.dirname(path)} holds erasure results of another setup "

@@ -25,6 +25,7 @@ from flax import nnx
 
 import attn_interp
 from attn_interp.io_utils import atomic_write_json
+from attn_interp.records import record_differences
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
@@ -106,17 +107,7 @@ def _check_same_run(path: str, new: dict[str, Any]) -> None:
 
     old_s, new_s = strip(old), strip(new)
     if old_s != new_s:
-        diffs = []
-        for section in sorted(set(old_s) | set(new_s)):
-            a, b = old_s.get(section), new_s.get(section)
-            if isinstance(a, dict) and isinstance(b, dict):
-                diffs += [
-                    f"{section}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
-                    for k in sorted(set(a) | set(b))
-                    if a.get(k) != b.get(k)
-                ]
-            elif a != b:
-                diffs.append(f"{section}: {a!r} -> {b!r}")
+        diffs = record_differences(old_s, new_s)
         changed_data = any(d.startswith(DATA_SHA_KEY + ".") for d in diffs)
         raise RunFolderError(
             f"{os.path.dirname(path)} already holds a run with a different configuration "

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from attn_interp.data.readers import BadRowPolicy, DataFormatError
+from attn_interp.data.readers import BadRowPolicy, DataFormatError, load_json_array
 
 __all__ = [
     "Row",
@@ -154,14 +154,7 @@ def read_imdb_json(path: str | Path, bad: BadRowPolicy) -> Iterator[Row]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise DataFormatError(f"{path}: invalid UTF-8 at byte {e.start}") from e
-    except json.JSONDecodeError as e:
-        raise DataFormatError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
-    if not isinstance(data, list):
-        raise DataFormatError(f"{path}: data.json must hold one JSON array of review objects")
+    data = load_json_array(path, "data.json")
     for i, obj in enumerate(data, start=1):  # "line" = position in the array
         row = _object_row(obj, i, "review", "rating", bad)
         if row is not None:
