@@ -40,6 +40,18 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("shard_docs", 512, "Documents per saved shard.", flag_values=fv)
     flags.DEFINE_enum("method", "auto", list(METHODS), "Erasure computation.", flag_values=fv)
     flags.DEFINE_bool(
+        "aopc", True, "Output-probability curves and AOPC along every ranking.", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "sufficiency", True, "Keep-only-the-top-k curves too (needs --aopc).", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "minimum_flip_set",
+        True,
+        "Exact minimum flip set and optimality gaps (affine heads).",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
         "overwrite", False, "Delete earlier results in the output folder first.", flag_values=fv
     )
     flags.DEFINE_bool("progress", True, "Show a progress bar.", flag_values=fv)
@@ -62,6 +74,9 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ErasureConfig:
         seed=fv.seed,
         method=fv.method,
         memory_budget_bytes=int(fv.memory_budget_gb * 1e9),
+        aopc=fv.aopc,
+        sufficiency=fv.sufficiency and fv.aopc,
+        minimum_flip_set=fv.minimum_flip_set,
     )
 
 

@@ -46,7 +46,11 @@ class ErasureConfig:
     aopc_fractions: fractions of items for the fixed-fraction AOPC (k = ceil(fraction * n), at least 1).
     rankings: which built-in rankings to run, a subset of `BUILTIN_RANKINGS` ("norm" needs an affine
       head and is skipped without one). Random orderings are always added.
-    sufficiency: also compute the keep-only-the-top-k curves (ERASER sufficiency).
+    aopc: compute the output-probability curves along every ranking and their AOPC
+      (ERASER comprehensiveness; with `sufficiency` also sufficiency).
+    sufficiency: also compute the keep-only-the-top-k curves (ERASER sufficiency); needs `aopc`.
+    minimum_flip_set: with an affine head, compute the exact minimum flip set and every ranking's
+      optimality gap.
     store_item_arrays: also return ragged per-item arrays (keys starting with "items/").
     """
 
@@ -57,7 +61,9 @@ class ErasureConfig:
     memory_budget_bytes: int = 2_000_000_000
     aopc_fractions: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
     rankings: tuple[str, ...] = BUILTIN_RANKINGS
+    aopc: bool = True
     sufficiency: bool = True
+    minimum_flip_set: bool = True
     store_item_arrays: bool = True
 
     def __post_init__(self) -> None:
@@ -73,6 +79,10 @@ class ErasureConfig:
             raise ValueError(
                 f"memory_budget_bytes must be positive, got {self.memory_budget_bytes}."
             )
+        if self.aopc and not self.aopc_fractions:
+            raise ValueError("aopc_fractions must not be empty; pass aopc=False to skip AOPC.")
+        if self.sufficiency and not self.aopc:
+            raise ValueError("sufficiency=True needs aopc=True (sufficiency is an AOPC curve).")
         for f in self.aopc_fractions:
             if not 0.0 < f <= 1.0:
                 raise ValueError(f"aopc_fractions must lie in (0, 1], got {self.aopc_fractions}.")

@@ -16,8 +16,11 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Head = Callable[[jax.Array, jax.Array], jax.Array]
+# Full float32 products on every platform: TF32 on GPUs would decide near-ties differently.
+HIGHEST = jax.lax.Precision.HIGHEST
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,21 +40,25 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
     return e / jnp.where(total > 0, total, 1.0)
 
 
-def _scan(x: jax.Array, axis: int, reverse: bool) -> jax.Array:
-    """Inclusive cumulative sum along `axis` (forward or reverse) by associative scan."""
-    return jax.lax.associative_scan(jnp.add, x, axis=axis, reverse=reverse)
+def _scan(x: jax.Array, axis: int, reverse: bool, exclusive: bool = False) -> jax.Array:
+    """Cumulative sum along `axis`: forward y[i] = sum_{j <= i} x[j], or reverse
+    y[i] = sum_{j >= i} x[j]; `exclusive` leaves out x[i] itself (strict inequalities).
 
-
-def _shift(x: jax.Array, axis: int, by: int) -> jax.Array:
-    """Shift along `axis` filling with zeros: by=+1 gives y[i] = x[i-1]; by=-1 gives y[i] = x[i+1]."""
+    An associative scan: only additions of the original terms (never a difference of sums), and
+    elementwise operations only, so a row's result does not depend on how many rows are batched
+    with it. (A blocked scan by triangular matrix products is about twice as fast on CPU, but
+    XLA:CPU picks different dot kernels for different batch sizes, which changes the rounding.)
+    """
     axis = axis % x.ndim
+    y = jax.lax.associative_scan(jnp.add, x, axis=axis, reverse=reverse)
+    if not exclusive:
+        return y
+    # Shift the inclusive sums by one item (a pad and a slice that fuse into the consumer).
     n = x.shape[axis]
     pad = [(0, 0)] * x.ndim
-    if by > 0:
-        pad[axis] = (1, 0)
-        return jax.lax.slice_in_dim(jnp.pad(x, pad), 0, n, axis=axis)
-    pad[axis] = (0, 1)
-    return jax.lax.slice_in_dim(jnp.pad(x, pad), 1, n + 1, axis=axis)
+    pad[axis] = (0, 1) if reverse else (1, 0)
+    start = 1 if reverse else 0
+    return jax.lax.slice_in_dim(jnp.pad(y, pad), start, start + n, axis=axis)
 
 
 def _ratio_plus_bias(num: jax.Array, mass: jax.Array, bias: jax.Array) -> jax.Array:
@@ -68,24 +75,11 @@ def gather_items(x: jax.Array, index: jax.Array) -> jax.Array:
 
 def item_logits(values: jax.Array, kernel: jax.Array) -> jax.Array:
     """Per-item logit contributions z_i = h_i @ W: values `[batch, items, dim]` -> `[batch, items, classes]`."""
-    return jnp.einsum("bnd,dc->bnc", values, kernel)
+    return jnp.einsum("bnd,dc->bnc", values, kernel, precision=HIGHEST)
 
 
 # ---------------------------------------------------------------------------------------------
 # Closed form (affine head).
-
-
-def _closed_sums(alpha: jax.Array, z: jax.Array, orders: jax.Array | None):
-    """Forward and reverse inclusive scans of [alpha * z, alpha] (the last channel is the mass).
-
-    Without `orders`: `[batch, items, classes + 1]` in position order; with orders `[batch, R, items]`:
-    `[batch, R, items, classes + 1]` along each ordering.
-    """
-    x = jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
-    if orders is not None:
-        x = gather_items(x, orders)
-    axis = x.ndim - 2
-    return _scan(x, axis, False), _scan(x, axis, True)
 
 
 def _split_ratio(sums: jax.Array, bias: jax.Array) -> jax.Array:
@@ -99,39 +93,114 @@ def closed_form_single_logits(alpha: jax.Array, z: jax.Array, bias: jax.Array) -
     Returns `[batch, items, classes]`: row i = (sum_{j != i} a_j z_j) / (sum_{j != i} a_j) + b, the
     sums taken as prefix-before-i plus suffix-after-i (no subtraction).
     """
-    fwd, bwd = _closed_sums(alpha, z, None)
-    return _split_ratio(_shift(fwd, 1, 1) + _shift(bwd, 1, -1), bias)
-
-
-def closed_form_prefix_logits(
-    alpha: jax.Array, z: jax.Array, bias: jax.Array, orders: jax.Array, *, keep_top: bool
-) -> jax.Array:
-    """Logits along removal orderings, for an affine head.
-
-    alpha `[batch, items]`, z `[batch, items, classes]`, bias `[classes]`, orders `[batch, R, items]`
-    (valid positions first). Returns `[batch, R, items, classes]` where entry k-1 (k = 1..items) is
-    the output after removing the first k items of the ordering (`keep_top=False`: suffix sums; at
-    k = n only the bias is left), or after keeping only the first k items (`keep_top=True`: prefix
-    sums).
-    """
-    removed, kept, _ = closed_form_curves(alpha, z, bias, orders)
-    return kept if keep_top else removed
+    x = jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
+    before, after = _scan(x, 1, False, exclusive=True), _scan(x, 1, True, exclusive=True)
+    return _split_ratio(before + after, bias)
 
 
 def closed_form_curves(
     alpha: jax.Array, z: jax.Array, bias: jax.Array, orders: jax.Array, *, kept: bool = True
 ) -> tuple[jax.Array, jax.Array | None, jax.Array]:
-    """Both curves of `closed_form_prefix_logits` plus the removed mass, from one pair of scans.
+    """Logits along removal orderings for an affine head, as full `[batch, R, items, classes]` curves.
 
-    Returns (removed logits, kept logits `[batch, R, items, classes]` or None when `kept=False`,
-    removed original attention mass after k removals `[batch, R, items]`, a direct prefix sum).
+    alpha `[batch, items]`, z `[batch, items, classes]`, bias `[classes]`, orders `[batch, R, items]`
+    (valid positions first). Entry k-1 (k = 1..items) of the removed curve is the output after
+    removing the first k items of the ordering (suffix sums; at k = n only the bias is left); of the
+    kept curve, after keeping only the first k items (prefix sums). Returns (removed logits, kept
+    logits or None when `kept=False`, removed original attention mass after k removals
+    `[batch, R, items]`). `closed_form_removal` gives the suite's summaries without materialising
+    these curves.
     """
-    if kept:
-        fwd, bwd = _closed_sums(alpha, z, orders)
-        return _split_ratio(_shift(bwd, 2, -1), bias), _split_ratio(fwd, bias), fwd[..., -1]
     x = gather_items(jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1), orders)
-    removed = _split_ratio(_shift(_scan(x, 2, True), 2, -1), bias)
+    removed = _split_ratio(_scan(x, 2, True, exclusive=True), bias)
+    if kept:
+        fwd = _scan(x, 2, False)
+        return removed, _split_ratio(fwd, bias), fwd[..., -1]
     return removed, None, _scan(x[..., -1], 2, False)
+
+
+_UNROLL_CLASSES = 32
+
+
+def _class_rows(sums: jax.Array, bias: jax.Array) -> list[jax.Array] | jax.Array:
+    """Logits from class-major sums `[..., classes + 1, items]` (last row: remaining mass).
+
+    Returns one `[..., items]` array per class when there are few classes (elementwise work
+    that XLA vectorises along items), else one `[..., items, classes]` array.
+    """
+    mass = sums[..., -1, :]
+    has = mass > 0
+    inv = jnp.where(has, 1.0 / jnp.where(has, mass, 1.0), 0.0)  # all removed: the bias alone
+    num_classes = sums.shape[-2] - 1
+    if num_classes <= _UNROLL_CLASSES:
+        return [sums[..., c, :] * inv + bias[c] for c in range(num_classes)]
+    return jnp.swapaxes(sums[..., :-1, :], -1, -2) * inv[..., None] + bias
+
+
+def _differs_and_p(rows, predicted: jax.Array, probabilities: bool):
+    """From `_class_rows` output and predicted `[...]` (broadcastable to the rows): decision
+    differs from predicted (first index wins ties, like argmax) and, optionally, p_predicted."""
+    if not isinstance(rows, list):
+        differs = decision_differs(rows, predicted)
+        p = None
+        if probabilities:
+            lp = jax.nn.log_softmax(rows, axis=-1)
+            c = jnp.arange(rows.shape[-1])
+            p = jnp.exp(jnp.sum(jnp.where(c == predicted[..., None], lp, 0.0), axis=-1))
+        return differs, p
+    y = predicted
+    l_y = sum(jnp.where(y == c, row, 0.0) for c, row in enumerate(rows))
+    differs = jnp.zeros(l_y.shape, bool)
+    for c, row in enumerate(rows):
+        differs = differs | ((y != c) & jnp.where(c < y, row >= l_y, row > l_y))
+    p = None
+    if probabilities:  # p_y = 1 / sum_c exp(l_c - l_y); the c = y term is 1, so no 0/0
+        p = 1.0 / sum(jnp.exp(row - l_y) for row in rows)
+    return differs, p
+
+
+def closed_form_removal(
+    alpha: jax.Array,
+    z: jax.Array,
+    bias: jax.Array,
+    orders: jax.Array,
+    predicted: jax.Array,
+    length: jax.Array,
+    *,
+    kept: bool = False,
+    probabilities: bool = False,
+) -> dict[str, jax.Array]:
+    """Prefix-removal summaries along orderings for an affine head (the suite's fast path).
+
+    Same quantities as `closed_form_curves` followed by `first_flip`, computed class-major
+    (`[batch, R, classes + 1, items]`, items contiguous) without materialising the logit curves.
+    alpha `[batch, items]`, z `[batch, items, classes]`, bias `[classes]`, orders `[batch, R, items]`,
+    predicted int `[batch]`, length `[batch]`. Returns a dict with
+    "k" `[batch, R]` int32 (first flip, -1 never), "mass" `[batch, R, items]` (removed original
+    attention after k removals) and, with `probabilities`, "p_removed" `[batch, R, items]`
+    (p_predicted after removing the first k items) and with `kept` also "p_kept" (after keeping
+    only the first k items).
+    """
+    x = jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
+    g = jnp.swapaxes(gather_items(x, orders), 2, 3)  # [B, R, C + 1, n]
+    n = g.shape[-1]
+    y = predicted[:, None, None]
+    differs, p_removed = _differs_and_p(
+        _class_rows(_scan(g, 3, True, exclusive=True), bias), y, probabilities
+    )
+    k_all = jnp.arange(1, n + 1, dtype=jnp.int32)
+    flips = differs & (k_all <= length[:, None, None])
+    k = jnp.min(jnp.where(flips, k_all, n + 1), axis=-1)
+    out = {"k": jnp.where(k <= n, k, -1).astype(jnp.int32)}
+    if probabilities:
+        out["p_removed"] = p_removed
+    if kept and probabilities:
+        fwd = _scan(g, 3, False)
+        out["mass"] = fwd[..., -1, :]
+        out["p_kept"] = _differs_and_p(_class_rows(fwd, bias), y, True)[1]
+    else:
+        out["mass"] = _scan(g[..., -1, :], 2, False)
+    return out
 
 
 def removed_mass(alpha: jax.Array, orders: jax.Array) -> jax.Array:
@@ -151,11 +220,11 @@ def affine_attention_gradient(
     mask `[batch, items]`, bias `[classes]`, predicted int `[batch]`. Returns `[batch, items]`, 0 at
     padding.
     """
-    logits = jnp.einsum("bn,bnc->bc", weights, z) + bias
+    logits = jnp.einsum("bn,bnc->bc", weights, z, precision=HIGHEST) + bias
     p = jax.nn.softmax(logits, axis=-1)
     p_y = jnp.take_along_axis(p, predicted[:, None], axis=1)  # [B, 1]
     z_y = jnp.take_along_axis(z, predicted[:, None, None], axis=2)[..., 0]  # [B, n]
-    g = p_y * (z_y - jnp.einsum("bnc,bc->bn", z, p))
+    g = p_y * (z_y - jnp.einsum("bnc,bc->bn", z, p, precision=HIGHEST))
     return jnp.where(mask, g, 0.0)
 
 
@@ -183,6 +252,39 @@ def masked_head_logits(
     """
     w = renormalise(alpha[:, None, :], keep)
     return jax.vmap(head, in_axes=(None, 1), out_axes=1)(values, w)
+
+
+# Target size of one block's renormalised weights in `blocked_masked_head_logits`: small enough
+# to stay in cache between building the weights and the head's matrix products.
+MASK_BLOCK_BYTES = 6 << 20
+
+
+def blocked_masked_head_logits(
+    head: Head,
+    values: jax.Array,
+    alpha: jax.Array,
+    keep_fn: Callable[..., jax.Array],
+    operands: tuple[jax.Array, ...],
+    masks_per_doc: int,
+) -> jax.Array:
+    """`masked_head_logits` for keep-masks built block by block of documents.
+
+    values `[batch, items, dim]`, alpha `[batch, items]`; `keep_fn(*ops)` maps one block of
+    `operands` (each `[g, ...]`) to bool keep-masks `[g, masks_per_doc, items]`. Documents go
+    through `jax.lax.map` in blocks of g, chosen so that a block's renormalised weights take about
+    `MASK_BLOCK_BYTES`: built and consumed while in cache instead of materialising
+    `[batch, masks, items]` (about 1.8x faster on CPU for 256 items). Returns
+    `[batch, masks_per_doc, classes]`, equal to one `masked_head_logits` call on all masks.
+    """
+    b, n = alpha.shape
+    per_doc = max(1, masks_per_doc * n * jnp.dtype(alpha.dtype).itemsize)
+    g = int(max(1, min(b, MASK_BLOCK_BYTES // per_doc)))
+
+    def one(xs):
+        v, a, *ops = (x[None] for x in xs)
+        return masked_head_logits(head, v, a, keep_fn(*ops))[0]
+
+    return jax.lax.map(one, (values, alpha, *operands), batch_size=g)
 
 
 def single_keep_masks(mask: jax.Array) -> jax.Array:
@@ -230,18 +332,60 @@ def attention_gradient(
 # Orderings and random draws.
 
 
-@jax.jit
-def _sort_packed(key: jax.Array) -> jax.Array:
-    """Positions of an ascending sort of int32 `key [..., items]`, ties by position (needs x64).
+def _host_sort(x) -> np.ndarray:
+    return np.sort(np.asarray(x), axis=-1)
 
-    Key and position are packed into one int64 (key in the high half) so that XLA's fast
-    single-operand integer sort gives exactly a stable argsort (float or multi-operand sorts are
-    ~10x slower on CPU).
+
+def _host_stable_argsort(key) -> np.ndarray:
+    # Key in the high half, position in the low half of one int64: a plain (SIMD) value sort of
+    # the packed numbers is exactly a stable argsort of the keys.
+    # In-place ufuncs: numpy's elision of temporaries walks the C stack for large arrays, which
+    # costs about 1 ms per operation once jaxlib's many shared objects are loaded.
+    packed = np.asarray(key).astype(np.int64)
+    np.left_shift(packed, 32, out=packed)
+    np.bitwise_or(packed, np.arange(packed.shape[-1], dtype=np.int64), out=packed)
+    packed.sort(axis=-1)
+    np.bitwise_and(packed, 0xFFFFFFFF, out=packed)
+    return packed.astype(np.int32)
+
+
+def _on_cpu_host(fn, x: jax.Array) -> jax.Array:
+    shape = jax.ShapeDtypeStruct(x.shape, jnp.int32)
+    return jax.pure_callback(fn, shape, x, vmap_method="expand_dims")
+
+
+def lax_sort_last_axis(x: jax.Array) -> jax.Array:
+    """`sort_last_axis` by `jax.lax.sort` (the path of non-CPU platforms)."""
+    return jax.lax.sort(x, dimension=x.ndim - 1)
+
+
+def lax_stable_argsort(key: jax.Array) -> jax.Array:
+    """`stable_argsort` by a two-operand `jax.lax.sort` of (key, position) (non-CPU platforms)."""
+    pos = jax.lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
+    return jax.lax.sort((key, pos), dimension=key.ndim - 1, num_keys=1, is_stable=True)[1]
+
+
+def sort_last_axis(x: jax.Array) -> jax.Array:
+    """Ascending sort of int32 `x [..., items]` along its last axis.
+
+    On CPU the rows go to numpy's vectorised sort through `jax.pure_callback`: XLA:CPU's sort is
+    about 10x slower for rows of hundreds of items (see `experiments/benchmark_erasure.py`). Other
+    platforms use `jax.lax.sort`. Both give the same (unique) result.
     """
-    pos = jnp.arange(key.shape[-1], dtype=jnp.int64)
-    packed = jax.lax.shift_left(key.astype(jnp.int64), jnp.int64(32)) | pos
-    ordered = jax.lax.sort(packed, dimension=key.ndim - 1, is_stable=False)
-    return (ordered & jnp.int64(0xFFFFFFFF)).astype(jnp.int32)
+    return jax.lax.platform_dependent(
+        x, cpu=lambda v: _on_cpu_host(_host_sort, v), default=lax_sort_last_axis
+    )
+
+
+def stable_argsort(key: jax.Array) -> jax.Array:
+    """Positions of an ascending stable sort of int32 `key [..., items]` (ties by position).
+
+    On CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere
+    `lax_stable_argsort`. Returns int32 `[..., items]`.
+    """
+    return jax.lax.platform_dependent(
+        key, cpu=lambda v: _on_cpu_host(_host_stable_argsort, v), default=lax_stable_argsort
+    )
 
 
 def _float_key(x: jax.Array) -> jax.Array:
@@ -253,12 +397,12 @@ def _float_key(x: jax.Array) -> jax.Array:
 def _sort_descending_values(x: jax.Array) -> jax.Array:
     """Values of `x [..., items]` sorted descending along the last axis.
 
-    Float32 goes through a single-operand int32 sort of order-preserving keys (exact, and much
+    Float32 goes through an int32 sort of order-preserving keys (`sort_last_axis`: exact, and much
     faster than a float sort on CPU); float64 uses `jnp.sort`.
     """
     if jnp.dtype(x.dtype).itemsize > 4:
         return -jnp.sort(-x, axis=-1)
-    key = jax.lax.sort(_float_key(-x), dimension=x.ndim - 1)
+    key = sort_last_axis(_float_key(-x))
     return -jax.lax.bitcast_convert_type(_float_key_inverse(key), jnp.float32).astype(x.dtype)
 
 
@@ -269,17 +413,15 @@ def _float_key_inverse(key: jax.Array) -> jax.Array:
 def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Stable descending argsort of `scores [..., items]`: ties keep position order, padding last.
 
-    Returns int32 positions. Float32 (and narrower) scores use the packed integer sort; float64
-    scores use `jnp.argsort(stable=True)`.
+    Returns int32 positions. Float32 (and narrower) scores are mapped to order-preserving int32 keys
+    and go through `stable_argsort`; float64 scores use `jnp.argsort(stable=True)`.
     """
     key = jnp.where(mask, -scores, jnp.inf)
     key = jnp.where(key == 0, 0.0, key).astype(key.dtype)  # -0.0 ties with +0.0
     if jnp.dtype(key.dtype).itemsize > 4:
         return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
     # Order-preserving map of IEEE floats to signed ints: flip the magnitude bits of negatives.
-    bits = _float_key(key)
-    with jax.enable_x64(True):
-        return _sort_packed(bits)
+    return stable_argsort(_float_key(key))
 
 
 def document_keys(seed: int | jax.Array, doc_ids: jax.Array) -> jax.Array:
@@ -327,6 +469,20 @@ def random_other_items(
 # Decisions along curves.
 
 
+def decision_differs(logits: jax.Array, predicted: jax.Array) -> jax.Array:
+    """`argmax(logits, -1) != predicted` (first index wins ties) by two max reductions.
+
+    logits `[..., classes]`, predicted int `[...]` (broadcastable). XLA:CPU reduces an argmax
+    (a value-index pair) several times slower than a plain max.
+    """
+    c = jnp.arange(logits.shape[-1])
+    y = predicted[..., None]
+    l_y = jnp.sum(jnp.where(c == y, logits, 0.0), axis=-1)
+    below = jnp.max(jnp.where(c < y, logits, -jnp.inf), axis=-1)
+    above = jnp.max(jnp.where(c > y, logits, -jnp.inf), axis=-1)
+    return (below >= l_y) | (above > l_y)
+
+
 def first_flip(
     logits: jax.Array, predicted: jax.Array, length: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -336,10 +492,10 @@ def first_flip(
     length `[batch]`. Returns (k `[batch, R]` int32 or -1, flipped-at-k bool `[batch, R, items]`).
     """
     n = logits.shape[2]
-    valid_k = jnp.arange(1, n + 1)[None, None, :] <= length[:, None, None]
-    flips = (jnp.argmax(logits, axis=-1) != predicted[:, None, None]) & valid_k
-    k = jnp.where(jnp.any(flips, axis=-1), jnp.argmax(flips, axis=-1) + 1, -1)
-    return k.astype(jnp.int32), flips
+    k_all = jnp.arange(1, n + 1, dtype=jnp.int32)[None, None, :]
+    flips = decision_differs(logits, predicted[:, None, None]) & (k_all <= length[:, None, None])
+    k = jnp.min(jnp.where(flips, k_all, n + 1), axis=-1)
+    return jnp.where(k <= n, k, -1).astype(jnp.int32), flips
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ class _Spec(NamedTuple):
     random_mode: str
     seed: int
     aopc_fractions: tuple[float, ...]
+    aopc: bool
     sufficiency: bool
+    min_flip: bool
     r_given: tuple[bool, bool, bool]
     store_items: bool
 
@@ -118,7 +120,7 @@ def _suite_kernel(
 
     # Original output of the head on the unmodified weights (quirk Q10 check).
     if spec.closed:
-        base = jnp.einsum("bn,bnc->bc", alpha, z) + bias
+        base = jnp.einsum("bn,bnc->bc", alpha, z, precision=K.HIGHEST) + bias
     else:
         base = head(values, alpha)
     y0 = jnp.argmax(base, axis=-1).astype(jnp.int32)
@@ -136,7 +138,9 @@ def _suite_kernel(
     if spec.closed:
         single = K.closed_form_single_logits(alpha, z, bias)
     else:
-        single = K.masked_head_logits(head, values, alpha, K.single_keep_masks(mask))
+        single = K.blocked_masked_head_logits(
+            head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        )
     js_raw = js_divergence_raw(base[:, None, :], single)
     kl_raw = kl_divergence_raw(single, base[:, None, :])
     single_js = jnp.where(mask, jnp.clip(js_raw, 0.0, LN2), 0.0)
@@ -185,40 +189,51 @@ def _suite_kernel(
     curve_rows = jnp.asarray([row_of[name] for name in _curve_names(spec)], jnp.int32)
     orders = all_orders[:, curve_rows]  # [B, R, n]
     num_r = orders.shape[1]
+    len_f = jnp.maximum(length, 1).astype(dtype)[:, None]
     if spec.closed:
-        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders, kept=spec.sufficiency)
+        curves = K.closed_form_removal(
+            alpha, z, bias, orders, y, length, kept=spec.sufficiency, probabilities=spec.aopc
+        )
+        k_flip, mass = curves["k"], curves["mass"]
+        p_removed, p_kept = curves.get("p_removed"), curves.get("p_kept")
     else:
-        keeps = [K.prefix_keep_masks(orders, mask, keep_top=False)]
-        if spec.sufficiency:
-            keeps.append(K.prefix_keep_masks(orders, mask, keep_top=True))
-        keep = jnp.concatenate(keeps, axis=1)  # [B, R', n(k), n]
-        logits = K.masked_head_logits(head, values, alpha, keep.reshape(b, -1, n))
-        logits = logits.reshape(b, keep.shape[1], n, -1)
-        removed, kept = logits[:, :num_r], logits[:, num_r:]
-        mass = K.removed_mass(alpha, orders)
+        tops = (False, True) if spec.sufficiency else (False,)
 
-    k_flip, _ = K.first_flip(removed, y, length)
+        def keep_fn(o, m):  # [g, R, n], [g, n] -> [g, R' * n(k), n]
+            keep = jnp.concatenate([K.prefix_keep_masks(o, m, keep_top=t) for t in tops], 1)
+            return keep.reshape(o.shape[0], -1, n)
+
+        logits = K.blocked_masked_head_logits(
+            head, values, alpha, keep_fn, (orders, mask), masks_per_doc=len(tops) * num_r * n
+        )
+        logits = logits.reshape(b, len(tops) * num_r, n, -1)
+        k_flip, _ = K.first_flip(logits[:, :num_r], y, length)
+        mass = K.removed_mass(alpha, orders)
+        p_all = jnp.exp(
+            jnp.take_along_axis(jax.nn.log_softmax(logits, -1), y[:, None, None, None], axis=3)
+        )[..., 0]
+        p_removed, p_kept = p_all[:, :num_r], p_all[:, num_r:]
+
     safe_k = jnp.clip(k_flip - 1, 0, n - 1)[..., None]
     probmass = jnp.where(k_flip > 0, jnp.take_along_axis(mass, safe_k, 2)[..., 0], -1.0)
-    len_f = jnp.maximum(length, 1).astype(dtype)[:, None]
     frac = jnp.where(k_flip > 0, k_flip / len_f, -1.0)
-    valid_k = jnp.arange(1, n + 1)[None, None, :] <= length[:, None, None]
-    frac_k = jnp.stack([aopc_k(length, f) for f in spec.aopc_fractions], axis=1) - 1  # [B, F]
-    frac_k = jnp.broadcast_to(frac_k[:, None, :], (b, num_r, frac_k.shape[1]))
+    nan = jnp.full_like(frac, jnp.nan)
+    comp = suff = None
+    comp_full = comp_frac = suff_full = suff_frac = nan
+    if spec.aopc:
+        valid_k = jnp.arange(1, n + 1)[None, None, :] <= length[:, None, None]
+        frac_k = jnp.stack([aopc_k(length, f) for f in spec.aopc_fractions], axis=1) - 1  # [B, F]
+        frac_k = jnp.broadcast_to(frac_k[:, None, :], (b, num_r, frac_k.shape[1]))
 
-    def drop_curve(logits):
-        lp = jax.nn.log_softmax(logits, axis=-1)
-        p_k = jnp.exp(jnp.take_along_axis(lp, y[:, None, None, None], axis=3)[..., 0])
-        drop = p0_y[:, None, None] - p_k
-        full = jnp.sum(jnp.where(valid_k, drop, 0.0), axis=2) / len_f
-        return drop, full, jnp.mean(jnp.take_along_axis(drop, frac_k, 2), axis=2)
+        def drop_curve(p_k):
+            drop = p0_y[:, None, None] - p_k
+            full = jnp.sum(jnp.where(valid_k, drop, 0.0), axis=2) / len_f
+            return drop, full, jnp.mean(jnp.take_along_axis(drop, frac_k, 2), axis=2)
 
-    comp, comp_full, comp_frac = drop_curve(removed)
-    if spec.sufficiency:
-        suff, suff_full, suff_frac = drop_curve(kept)
-    else:
+        comp, comp_full, comp_frac = drop_curve(p_removed)
         suff = comp
-        suff_full = suff_frac = jnp.full_like(comp_full, jnp.nan)
+        if spec.sufficiency:
+            suff, suff_full, suff_frac = drop_curve(p_kept)
 
     out = {
         "doc_int": jnp.stack(
@@ -235,7 +250,7 @@ def _suite_kernel(
         "t_int": t_int,
         "t_float": t_float,
     }
-    if spec.has_affine:
+    if spec.has_affine and spec.min_flip:
         k_min, _ = K.minimum_flip_set_from_z(z, alpha, mask, bias, y)
         out["k_min"] = k_min
         both = (k_flip > 0) & (k_min[:, None] > 0)
@@ -251,7 +266,8 @@ def _suite_kernel(
     if spec.store_items:
         out["pos"] = jnp.stack([alpha, grad, single_js, single_kl], -1)
         out["pos_flip"] = single_flip
-        out["curves"] = jnp.stack([comp, suff], -1)  # [B, R, n, 2]
+        if spec.aopc:
+            out["curves"] = jnp.stack([comp, suff], -1)  # [B, R, n, 2]
         out["curve_orders"] = orders
     return out
 
@@ -279,18 +295,21 @@ def _unpack(raw: dict, spec: _Spec, mask_np: np.ndarray, rows: int) -> dict[str,
     ):
         for col, short in (("weight", "alpha"), ("js", "js")):
             out[f"{prefix}delta_{short}"] = out[f"single_{top}_{col}"] - out[f"single_{rand}_{col}"]
-    if spec.has_affine:
+    gaps = spec.has_affine and spec.min_flip
+    if gaps:
         k_min = raw["k_min"]
         out["k_min"] = k_min
         out["k_min_frac"] = np.where(k_min > 0, k_min / np.maximum(length, 1), -1.0)
     for j, name in enumerate(_curve_names(spec)):
         for c, col in enumerate(_RANK_INT):
-            if col == "gap" and not spec.has_affine:
+            if col == "gap" and not gaps:
                 continue
             out[f"rank_{name}_{col}"] = raw["r_int"][:, j, c]
         for c, col in enumerate(_RANK_FLOAT):
-            if (col == "gap_frac" and not spec.has_affine) or (
-                col.startswith("aopc_suff") and not spec.sufficiency
+            if (
+                (col == "gap_frac" and not gaps)
+                or (col.startswith("aopc") and not spec.aopc)
+                or (col.startswith("aopc_suff") and not spec.sufficiency)
             ):
                 continue
             out[f"rank_{name}_{col}"] = raw["r_float"][:, j, c]
@@ -300,7 +319,8 @@ def _unpack(raw: dict, spec: _Spec, mask_np: np.ndarray, rows: int) -> dict[str,
         out["items/single_flip"] = raw["pos_flip"][mask_np]
         k_valid = np.arange(mask_np.shape[1])[None, :] < length[:, None]
         for j, name in enumerate(_curve_names(spec)):
-            out[f"items/comp_{name}"] = raw["curves"][:, j, :, 0][k_valid]
+            if spec.aopc:
+                out[f"items/comp_{name}"] = raw["curves"][:, j, :, 0][k_valid]
             if spec.sufficiency:
                 out[f"items/suff_{name}"] = raw["curves"][:, j, :, 1][k_valid]
             out[f"items/order_{name}"] = raw["curve_orders"][:, j][k_valid]
@@ -475,7 +495,9 @@ def run_suite(
         random_mode=config.random_mode,
         seed=config.seed,
         aopc_fractions=tuple(config.aopc_fractions),
+        aopc=config.aopc,
         sufficiency=config.sufficiency,
+        min_flip=config.minimum_flip_set,
         r_given=tuple(r_given),
         store_items=config.store_item_arrays,
     )

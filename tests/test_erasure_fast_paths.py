@@ -1,0 +1,129 @@
+"""The suite's fast paths against their obvious forms: host sorts = lax sorts = numpy; class-major
+removal summaries = full logit curves + argmax; blocked mask evaluation = one vmapped call;
+max-based decision = argmax; scans = numpy cumsum; config switches drop their outputs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_erasure_kernels import affine_head, make_inputs
+
+from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import kernels as K
+
+
+def _int_keys(rng, shape, distinct=2**31):
+    # Few distinct values so that ties are common.
+    return rng.integers(-distinct, distinct, size=shape, dtype=np.int64).astype(np.int32)
+
+
+@pytest.mark.parametrize("distinct", [3, 2**31 - 1])
+def test_sorts_match_numpy_on_host_and_lax_paths(distinct):
+    rng = np.random.default_rng(0)
+    keys = _int_keys(rng, (5, 3, 37), distinct)
+    want_order = np.argsort(keys, axis=-1, kind="stable")
+    want_sorted = np.sort(keys, axis=-1)
+    x = jnp.asarray(keys)
+    np.testing.assert_array_equal(jax.jit(K.stable_argsort)(x), want_order)  # CPU: numpy callback
+    np.testing.assert_array_equal(jax.jit(K.sort_last_axis)(x), want_sorted)
+    np.testing.assert_array_equal(jax.jit(K.lax_stable_argsort)(x), want_order)  # other platforms
+    np.testing.assert_array_equal(jax.jit(K.lax_sort_last_axis)(x), want_sorted)
+    # Under vmap the callback sees a batch of rows.
+    np.testing.assert_array_equal(jax.vmap(K.stable_argsort)(x), want_order)
+    # Extreme keys survive the packing into one int64.
+    edge = jnp.asarray([[np.iinfo(np.int32).max, np.iinfo(np.int32).min, 0, -1, 0]], jnp.int32)
+    np.testing.assert_array_equal(K.stable_argsort(edge), [[1, 3, 2, 4, 0]])
+
+
+def test_descending_order_float32_ties_and_signed_zeros():
+    scores = jnp.asarray([[0.5, -0.0, 0.0, 0.5, -1.0, 2.0]], jnp.float32)
+    mask = jnp.asarray([[True, True, True, True, True, False]])
+    np.testing.assert_array_equal(K.descending_order(scores, mask), [[0, 3, 1, 2, 4, 5]])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_scans_match_numpy_cumsum(dtype, reverse, exclusive):
+    with jax.enable_x64(dtype == jnp.float64):
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(3, 37, 4))
+        got = np.asarray(K._scan(jnp.asarray(x, dtype), 1, reverse, exclusive))
+        flipped = np.flip(x, 1) if reverse else x
+        want = np.cumsum(flipped, 1)
+        want = np.flip(want, 1) if reverse else want
+        if exclusive:
+            want = want - x
+        tol = 1e-12 if dtype == jnp.float64 else 2e-6
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_decision_differs_is_argmax_with_first_index_ties():
+    rng = np.random.default_rng(2)
+    logits = rng.integers(0, 3, size=(400, 5)).astype(np.float32)  # many ties
+    y = rng.integers(0, 5, size=400)
+    got = np.asarray(K.decision_differs(jnp.asarray(logits), jnp.asarray(y)))
+    np.testing.assert_array_equal(got, np.argmax(logits, -1) != y)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("classes", [4, 40])  # unrolled classes, and the vectorised fallback
+def test_closed_form_removal_matches_full_curves(dtype, classes):
+    with jax.enable_x64(dtype == jnp.float64):
+        rng = np.random.default_rng(3)
+        b, n = 6, 9
+        lengths = np.array([9, 5, 1, 2, 9, 7])
+        mask = jnp.asarray(np.arange(n)[None] < lengths[:, None])
+        alpha = K.masked_softmax(jnp.asarray(3 * rng.normal(size=(b, n)), dtype), mask)
+        z = jnp.asarray(rng.normal(size=(b, n, classes)), dtype)
+        bias = jnp.asarray(rng.normal(size=classes), dtype)
+        y = jnp.argmax(jnp.einsum("bn,bnc->bc", alpha, z) + bias, -1).astype(jnp.int32)
+        scores = jnp.asarray(rng.normal(size=(b, 3, n)), dtype)
+        orders = K.descending_order(scores, mask[:, None])
+        length = jnp.sum(mask, -1)
+        fast = K.closed_form_removal(
+            alpha, z, bias, orders, y, length, kept=True, probabilities=True
+        )
+        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders, kept=True)
+        k_want, _ = K.first_flip(removed, y, length)
+        np.testing.assert_array_equal(fast["k"], k_want)
+        tol = dict(rtol=1e-10, atol=1e-12) if dtype == jnp.float64 else dict(rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fast["mass"], mass, **tol)
+        for key, curve in (("p_removed", removed), ("p_kept", kept)):
+            p = jax.nn.softmax(curve, -1)
+            want = np.take_along_axis(np.asarray(p), np.asarray(y)[:, None, None, None], 3)[..., 0]
+            np.testing.assert_allclose(fast[key], want, **tol)
+        # Without probabilities only k and mass come back.
+        assert set(K.closed_form_removal(alpha, z, bias, orders, y, length)) == {"k", "mass"}
+
+
+def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):
+    values, scores, mask, w, bias = make_inputs(4, jnp.float32)
+    head = affine_head(w, bias)
+    alpha = K.masked_softmax(scores, mask)
+    n = mask.shape[1]
+    want = K.masked_head_logits(head, values, alpha, K.single_keep_masks(mask))
+    for block_bytes in (1, 3 * n * n * 4, 1 << 30):  # one document, three, all at once
+        monkeypatch.setattr(K, "MASK_BLOCK_BYTES", block_bytes)
+        got = K.blocked_masked_head_logits(
+            head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        )
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_config_switches_drop_their_outputs_and_keep_the_rest():
+    values, scores, mask, w, bias = make_inputs(5, jnp.float32)
+    full = run_suite(values, scores, mask, affine=(w, bias), config=ErasureConfig(num_random=1))
+    lean_cfg = ErasureConfig(num_random=1, aopc=False, sufficiency=False, minimum_flip_set=False)
+    lean = run_suite(values, scores, mask, affine=(w, bias), config=lean_cfg)
+    dropped = set(full) - set(lean)
+    assert "k_min" in dropped and "rank_attention_gap" in dropped
+    assert "rank_attention_aopc_comp" in dropped and "items/comp_attention" in dropped
+    assert not set(lean) - set(full)
+    for key in lean:
+        np.testing.assert_array_equal(lean[key], full[key], err_msg=key)
+    with pytest.raises(ValueError, match="needs aopc"):
+        ErasureConfig(aopc=False)
+    with pytest.raises(ValueError, match="must not be empty"):
+        ErasureConfig(aopc_fractions=())
+    ErasureConfig(aopc=False, sufficiency=False, aopc_fractions=())  # no AOPC: fractions unused
