@@ -2,6 +2,8 @@
 removal summaries = full logit curves + argmax; blocked mask evaluation = one vmapped call;
 max-based decision = argmax; scans = numpy cumsum; config switches drop their outputs."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,8 @@ from test_erasure_kernels import affine_head, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K
+from attn_interp.erasure.divergence import LN2, js_and_kl_raw
+from experiments.sequential_reference import np_js, np_log_softmax
 
 
 def _int_keys(rng, shape, distinct=2**31):
@@ -66,24 +70,25 @@ def test_decision_differs_is_argmax_with_first_index_ties():
     np.testing.assert_array_equal(got, np.argmax(logits, -1) != y)
 
 
+def _removal_inputs(dtype, classes):
+    rng = np.random.default_rng(3)
+    b, n = 6, 9
+    lengths = np.array([9, 5, 1, 2, 9, 7])
+    mask = jnp.asarray(np.arange(n)[None] < lengths[:, None])
+    alpha = K.masked_softmax(jnp.asarray(3 * rng.normal(size=(b, n)), dtype), mask)
+    z = jnp.asarray(rng.normal(size=(b, n, classes)), dtype)
+    bias = jnp.asarray(rng.normal(size=classes), dtype)
+    y = jnp.argmax(jnp.einsum("bn,bnc->bc", alpha, z) + bias, -1).astype(jnp.int32)
+    orders = K.descending_order(jnp.asarray(rng.normal(size=(b, 3, n)), dtype), mask[:, None])
+    return alpha, z, bias, orders, y, jnp.sum(mask, -1)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("classes", [4, 40])  # unrolled classes, and the vectorised fallback
 def test_closed_form_removal_matches_full_curves(dtype, classes):
     with jax.enable_x64(dtype == jnp.float64):
-        rng = np.random.default_rng(3)
-        b, n = 6, 9
-        lengths = np.array([9, 5, 1, 2, 9, 7])
-        mask = jnp.asarray(np.arange(n)[None] < lengths[:, None])
-        alpha = K.masked_softmax(jnp.asarray(3 * rng.normal(size=(b, n)), dtype), mask)
-        z = jnp.asarray(rng.normal(size=(b, n, classes)), dtype)
-        bias = jnp.asarray(rng.normal(size=classes), dtype)
-        y = jnp.argmax(jnp.einsum("bn,bnc->bc", alpha, z) + bias, -1).astype(jnp.int32)
-        scores = jnp.asarray(rng.normal(size=(b, 3, n)), dtype)
-        orders = K.descending_order(scores, mask[:, None])
-        length = jnp.sum(mask, -1)
-        fast = K.closed_form_removal(
-            alpha, z, bias, orders, y, length, kept=True, probabilities=True
-        )
+        alpha, z, bias, orders, y, length = args = _removal_inputs(dtype, classes)
+        fast = K.closed_form_removal(*args, kept=True, probabilities=True)
         removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders, kept=True)
         k_want, _ = K.first_flip(removed, y, length)
         np.testing.assert_array_equal(fast["k"], k_want)
@@ -94,7 +99,22 @@ def test_closed_form_removal_matches_full_curves(dtype, classes):
             want = np.take_along_axis(np.asarray(p), np.asarray(y)[:, None, None, None], 3)[..., 0]
             np.testing.assert_allclose(fast[key], want, **tol)
         # Without probabilities only k and mass come back.
-        assert set(K.closed_form_removal(alpha, z, bias, orders, y, length)) == {"k", "mass"}
+        assert set(K.closed_form_removal(*args)) == {"k", "mass"}
+
+
+def test_closed_form_removal_blocks_equal_one_call(monkeypatch):
+    args = _removal_inputs(jnp.float32, 4)
+
+    def removal(block_bytes):
+        monkeypatch.setattr(K, "REMOVAL_BLOCK_BYTES", block_bytes)
+        fn = jax.jit(functools.partial(K.closed_form_removal, kept=True, probabilities=True))
+        return fn(*args)
+
+    fast = removal(1 << 30)
+    for block_bytes in (1, 3 * 3 * 5 * 9 * 4):  # one document per block, three per block
+        blocked = removal(block_bytes)
+        for key in fast:
+            np.testing.assert_array_equal(blocked[key], fast[key], err_msg=key)
 
 
 def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):
@@ -127,3 +147,20 @@ def test_config_switches_drop_their_outputs_and_keep_the_rest():
     with pytest.raises(ValueError, match="must not be empty"):
         ErasureConfig(aopc_fractions=())
     ErasureConfig(aopc=False, sufficiency=False, aopc_fractions=())  # no AOPC: fractions unused
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_fused_js_and_kl_match_numpy_float64(dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        rng = np.random.default_rng(6)
+        p = rng.normal(size=(50, 1, 6)) * rng.choice([0.1, 3.0, 40.0], size=(50, 1, 1))
+        q = p + rng.normal(size=(50, 7, 6)) * rng.choice([1e-4, 0.3, 30.0], size=(50, 7, 1))
+        q[0, 0] = p[0, 0]  # identical outputs: JS = KL = 0
+        js, kl = js_and_kl_raw(jnp.asarray(p, dtype), jnp.asarray(q, dtype))
+        assert not np.isnan(js).any() and not np.isnan(kl).any()
+        lp, lq = np_log_softmax(np.broadcast_to(p, q.shape)), np_log_softmax(q)
+        kl_want = np.sum(np.exp(lq) * (lq - lp), -1)
+        tol = 1e-9 if dtype == jnp.float64 else 2e-5
+        np.testing.assert_allclose(js, np_js(np.broadcast_to(p, q.shape), q), rtol=tol, atol=tol)
+        np.testing.assert_allclose(kl, kl_want, rtol=tol, atol=tol)
+        assert (np.asarray(js) > -1e-7).all() and (np.asarray(js) <= LN2 + 1e-6).all()

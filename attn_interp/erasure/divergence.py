@@ -27,10 +27,21 @@ def kl_divergence_raw(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
 
 def js_divergence_raw(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     """Jensen-Shannon divergence in nats, not clipped. `[..., classes]` -> `[...]`."""
+    return js_and_kl_raw(logits_p, logits_q)[0]
+
+
+def js_and_kl_raw(logits_p: jax.Array, logits_q: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(JS(p, q), KL(q || p)) in nats, not clipped, from one log-softmax of each input.
+
+    The suite's single erasures: p the original output, q the modified one. Same formulas as
+    `js_divergence_raw` and `kl_divergence_raw` (log m by logaddexp, so equal distributions give
+    exactly 0). `[..., classes]` -> two `[...]`.
+    """
     log_p = jax.nn.log_softmax(logits_p, -1)
     log_q = jax.nn.log_softmax(logits_q, -1)
     log_m = jnp.logaddexp(log_p, log_q) - LN2
-    return 0.5 * _kl_from_log_probs(log_p, log_m) + 0.5 * _kl_from_log_probs(log_q, log_m)
+    js = 0.5 * _kl_from_log_probs(log_p, log_m) + 0.5 * _kl_from_log_probs(log_q, log_m)
+    return js, _kl_from_log_probs(log_q, log_p)
 
 
 def kl_divergence(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
