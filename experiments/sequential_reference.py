@@ -98,43 +98,21 @@ class SequentialReference:
         k_found = jnp.full(b, -1, jnp.int32)
         pm = jnp.full(b, -1.0, alpha.dtype)
         steps = []
-        alive = active if not stop_at_flip else None
         for k in range(1, n + 1):
+            # stop_at_flip: documents leave at their flip. Otherwise keep removing after the flip
+            # (to record whole curves) while the first flip stays recorded.
+            w, still, mass, k_step, pm_step, logits = self._step(
+                values, w, order[:, k - 1], active, k, length, predicted, alpha, mass, k_found, pm
+            )
             if stop_at_flip:
-                w, active, mass, k_found, pm, _ = self._step(
-                    values,
-                    w,
-                    order[:, k - 1],
-                    active,
-                    k,
-                    length,
-                    predicted,
-                    alpha,
-                    mass,
-                    k_found,
-                    pm,
-                )
+                active, k_found, pm = still, k_step, pm_step
                 if not bool(jnp.any(active)):
                     break
             else:
-                # Keep removing after the flip (to record whole curves); flips still recorded once.
-                w, alive_next, mass, k_new, pm_new, logits = self._step(
-                    values,
-                    w,
-                    order[:, k - 1],
-                    alive,
-                    k,
-                    length,
-                    predicted,
-                    alpha,
-                    mass,
-                    k_found,
-                    pm,
-                )
-                first = (k_found == -1) & (k_new != -1)
-                k_found = jnp.where(first, k_new, k_found)
-                pm = jnp.where(first, pm_new, pm)
-                alive = alive & (k < length)
+                first = (k_found == -1) & (k_step != -1)
+                k_found = jnp.where(first, k_step, k_found)
+                pm = jnp.where(first, pm_step, pm)
+                active = active & (k < length)
                 steps.append(logits)
         k_np, pm_np, len_np = (np.asarray(x) for x in (k_found, pm, length))
         out = {

@@ -83,6 +83,12 @@ def item_logits(values: jax.Array, kernel: jax.Array) -> jax.Array:
 # Closed form (affine head).
 
 
+def _weighted_items(alpha: jax.Array, z: jax.Array) -> jax.Array:
+    """[alpha_i z_i, alpha_i]: `[batch, items, classes + 1]`, the terms every closed-form sum adds
+    (the last channel is the attention mass)."""
+    return jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
+
+
 def _split_ratio(sums: jax.Array, bias: jax.Array) -> jax.Array:
     return _ratio_plus_bias(sums[..., :-1], sums[..., -1], bias)
 
@@ -94,7 +100,7 @@ def closed_form_single_logits(alpha: jax.Array, z: jax.Array, bias: jax.Array) -
     Returns `[batch, items, classes]`: row i = (sum_{j != i} a_j z_j) / (sum_{j != i} a_j) + b, the
     sums taken as prefix-before-i plus suffix-after-i (no subtraction).
     """
-    x = jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
+    x = _weighted_items(alpha, z)
     before, after = _scan(x, 1, False, exclusive=True), _scan(x, 1, True, exclusive=True)
     return _split_ratio(before + after, bias)
 
@@ -112,7 +118,7 @@ def closed_form_curves(
     `[batch, R, items]`). `closed_form_removal` gives the suite's summaries without materialising
     these curves.
     """
-    x = gather_items(jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1), orders)
+    x = gather_items(_weighted_items(alpha, z), orders)
     removed = _split_ratio(_scan(x, 2, True, exclusive=True), bias)
     if kept:
         fwd = _scan(x, 2, False)
@@ -142,13 +148,8 @@ def _differs_and_p(rows, predicted: jax.Array, probabilities: bool):
     """From `_class_rows` output and predicted `[...]` (broadcastable to the rows): decision
     differs from predicted (first index wins ties, like argmax) and, optionally, p_predicted."""
     if not isinstance(rows, list):
-        differs = decision_differs(rows, predicted)
-        p = None
-        if probabilities:
-            lp = jax.nn.log_softmax(rows, axis=-1)
-            c = jnp.arange(rows.shape[-1])
-            p = jnp.exp(jnp.sum(jnp.where(c == predicted[..., None], lp, 0.0), axis=-1))
-        return differs, p
+        p = predicted_probability(rows, predicted) if probabilities else None
+        return decision_differs(rows, predicted), p
     y = predicted
     l_y = sum(jnp.where(y == c, row, 0.0) for c, row in enumerate(rows))
     differs = jnp.zeros(l_y.shape, bool)
@@ -200,9 +201,8 @@ def closed_form_removal(
     """
     b, num_r, n = orders.shape
     per_doc = num_r * (z.shape[-1] + 1) * n * jnp.dtype(z.dtype).itemsize
-    g = _docs_per_block(b, per_doc, REMOVAL_BLOCK_BYTES)
-    if not probabilities:
-        g = b  # first flips alone: a small working set, blocking only adds loop overhead
+    # First flips alone have a small working set: blocking would only add loop overhead.
+    g = _docs_per_block(b, per_doc, REMOVAL_BLOCK_BYTES) if probabilities else b
     run = functools.partial(
         _closed_form_removal_block, bias=bias, kept=kept, probabilities=probabilities
     )
@@ -228,7 +228,7 @@ def _closed_form_removal_block(
     probabilities: bool,
 ) -> dict[str, jax.Array]:
     """`closed_form_removal` on one block of documents (all arrays hold the same rows)."""
-    x = jnp.concatenate([alpha[..., None] * z, alpha[..., None]], axis=-1)
+    x = _weighted_items(alpha, z)
     n = orders.shape[-1]
     y = predicted[:, None, None]
     # Items in reverse ordering, so that a forward scan (cheaper than a reverse one) gives the
@@ -248,7 +248,7 @@ def _closed_form_removal_block(
         out["mass"] = fwd[..., -1, :]
         out["p_kept"] = _differs_and_p(_class_rows(fwd, bias), y, True)[1]
     else:
-        out["mass"] = _scan(gather_items(alpha, orders), 2, False)
+        out["mass"] = removed_mass(alpha, orders)
     return out
 
 
@@ -531,6 +531,14 @@ def decision_differs(logits: jax.Array, predicted: jax.Array) -> jax.Array:
     below = jnp.max(jnp.where(c < y, logits, -jnp.inf), axis=-1)
     above = jnp.max(jnp.where(c > y, logits, -jnp.inf), axis=-1)
     return (below >= l_y) | (above > l_y)
+
+
+def predicted_probability(logits: jax.Array, predicted: jax.Array) -> jax.Array:
+    """softmax(logits)[predicted] via log-softmax: logits `[..., classes]`, predicted int
+    broadcastable to `[...]`. Returns `[...]`."""
+    c = jnp.arange(logits.shape[-1])
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.exp(jnp.sum(jnp.where(c == predicted[..., None], log_p, 0.0), axis=-1))
 
 
 def first_flip(

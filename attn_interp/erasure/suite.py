@@ -56,7 +56,7 @@ class _Spec(NamedTuple):
     aopc_fractions: tuple[float, ...]
     aopc: bool
     sufficiency: bool
-    min_flip: bool
+    min_flip: bool  # exact minimum flip set and gaps: affine head and config.minimum_flip_set
     r_given: tuple[bool, bool, bool]
     store_items: bool
 
@@ -125,8 +125,7 @@ def _suite_kernel(
         base = head(values, alpha)
     y0 = jnp.argmax(base, axis=-1).astype(jnp.int32)
     y = predicted.astype(jnp.int32) if spec.has_predicted else y0
-    logp0 = jax.nn.log_softmax(base, axis=-1)
-    p0_y = jnp.exp(jnp.take_along_axis(logp0, y[:, None], axis=1)[:, 0])
+    p0_y = K.predicted_probability(base, y)
 
     # Gradient of p_yhat with respect to the weights as free inputs.
     if spec.closed:
@@ -208,10 +207,10 @@ def _suite_kernel(
         logits = logits.reshape(b, len(tops) * num_r, n, -1)
         k_flip, _ = K.first_flip(logits[:, :num_r], y, length)
         mass = K.removed_mass(alpha, orders)
-        p_all = jnp.exp(
-            jnp.take_along_axis(jax.nn.log_softmax(logits, -1), y[:, None, None, None], axis=3)
-        )[..., 0]
-        p_removed, p_kept = p_all[:, :num_r], p_all[:, num_r:]
+        p_removed = p_kept = None
+        if spec.aopc:
+            p_all = K.predicted_probability(logits, y[:, None, None])
+            p_removed, p_kept = p_all[:, :num_r], p_all[:, num_r:]
 
     safe_k = jnp.clip(k_flip - 1, 0, n - 1)[..., None]
     probmass = jnp.where(k_flip > 0, jnp.take_along_axis(mass, safe_k, 2)[..., 0], -1.0)
@@ -249,7 +248,7 @@ def _suite_kernel(
         "t_int": t_int,
         "t_float": t_float,
     }
-    if spec.has_affine and spec.min_flip:
+    if spec.min_flip:
         k_min, _ = K.minimum_flip_set_from_z(z, alpha, mask, bias, y)
         out["k_min"] = k_min
         both = (k_flip > 0) & (k_min[:, None] > 0)
@@ -294,19 +293,18 @@ def _unpack(raw: dict, spec: _Spec, mask_np: np.ndarray, rows: int) -> dict[str,
     ):
         for col, short in (("weight", "alpha"), ("js", "js")):
             out[f"{prefix}delta_{short}"] = out[f"single_{top}_{col}"] - out[f"single_{rand}_{col}"]
-    gaps = spec.has_affine and spec.min_flip
-    if gaps:
+    if spec.min_flip:
         k_min = raw["k_min"]
         out["k_min"] = k_min
         out["k_min_frac"] = np.where(k_min > 0, k_min / np.maximum(length, 1), -1.0)
     for j, name in enumerate(_curve_names(spec)):
         for c, col in enumerate(_RANK_INT):
-            if col == "gap" and not gaps:
+            if col == "gap" and not spec.min_flip:
                 continue
             out[f"rank_{name}_{col}"] = raw["r_int"][:, j, c]
         for c, col in enumerate(_RANK_FLOAT):
             if (
-                (col == "gap_frac" and not gaps)
+                (col == "gap_frac" and not spec.min_flip)
                 or (col.startswith("aopc") and not spec.aopc)
                 or (col.startswith("aopc_suff") and not spec.sufficiency)
             ):
@@ -496,7 +494,7 @@ def run_suite(
         aopc_fractions=tuple(config.aopc_fractions),
         aopc=config.aopc,
         sufficiency=config.sufficiency,
-        min_flip=config.minimum_flip_set,
+        min_flip=has_affine and config.minimum_flip_set,
         r_given=tuple(r_given),
         store_items=config.store_item_arrays,
     )
