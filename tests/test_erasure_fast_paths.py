@@ -93,13 +93,19 @@ def test_closed_form_removal_matches_full_curves(dtype, classes):
         k_want, _ = K.first_flip(removed, y, length)
         np.testing.assert_array_equal(fast["k"], k_want)
         tol = dict(rtol=1e-10, atol=1e-12) if dtype == jnp.float64 else dict(rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(fast["mass"], mass, **tol)
+        # The mass removed at any k (here: every k of every ordering) by the masked sum.
+        every_k = jnp.broadcast_to(jnp.arange(1, orders.shape[-1] + 1), orders.shape)
+        at_k = jax.vmap(lambda kk: K.removed_mass_at(alpha, orders, kk), in_axes=2, out_axes=2)
+        np.testing.assert_allclose(at_k(every_k), mass, **tol)
+        assert not np.asarray(
+            K.removed_mass_at(alpha, orders, jnp.full(orders.shape[:2], -1))
+        ).any()
         for key, curve in (("p_removed", removed), ("p_kept", kept)):
             p = jax.nn.softmax(curve, -1)
             want = np.take_along_axis(np.asarray(p), np.asarray(y)[:, None, None, None], 3)[..., 0]
             np.testing.assert_allclose(fast[key], want, **tol)
-        # Without probabilities only k and mass come back.
-        assert set(K.closed_form_removal(*args)) == {"k", "mass"}
+        # Without probabilities only k comes back.
+        assert set(K.closed_form_removal(*args)) == {"k"}
 
 
 def test_closed_form_removal_blocks_equal_one_call(monkeypatch):

@@ -246,8 +246,7 @@ def test_minimum_flip_set_matches_brute_force_over_all_subsets():
 
 def test_random_comparison_items_follow_their_definitions():
     num_docs, n = 3000, 4
-    mask = jnp.ones((num_docs, n), bool)
-    u = K.document_uniforms(mask, jnp.arange(num_docs), 7, 3)[:, :, 0]
+    u = K.comparison_uniforms(jnp.arange(num_docs), 7, 3)
     length = jnp.full((num_docs,), n)
     tops = jnp.asarray(np.random.default_rng(0).integers(0, n, size=(num_docs, 3)), jnp.int32)
     paper = np.asarray(K.random_other_items(u, length, tops, "paper"))
@@ -264,3 +263,33 @@ def test_random_comparison_items_follow_their_definitions():
     short_tops = jnp.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]], jnp.int32)
     short = np.asarray(K.random_other_items(u[:3], jnp.array([0, 1, 2]), short_tops, "paper"))
     np.testing.assert_array_equal(short, [[-1, -1, -1], [-1, -1, -1], [1, 0, 1]])
+
+
+def test_random_orderings_are_uniform_permutations_independent_of_padding_and_batching():
+    num_docs, n = 4000, 4
+    lengths = np.array([0, 1, 2, 3] + [n] * (num_docs - 4))
+    mask = np.arange(n)[None, :] < lengths[:, None]
+    ids = jnp.arange(num_docs) * 7 + 3
+    orders = np.asarray(K.random_orderings(jnp.asarray(mask), ids, 5, 2))  # [B, 2, n]
+    assert orders.dtype == np.int32 and orders.shape == (num_docs, 2, n)
+    for i in range(num_docs):  # valid positions first (a permutation of them), padding after
+        for row in orders[i]:
+            np.testing.assert_array_equal(np.sort(row[: lengths[i]]), np.arange(lengths[i]))
+            np.testing.assert_array_equal(row[lengths[i] :], np.arange(lengths[i], n))
+    # Uniform: each of the 24 permutations of 4 items about equally often, in both rows.
+    full = orders[4:]
+    codes = (full * np.array([64, 16, 4, 1])).sum(-1)  # [B, 2]
+    for r in range(2):
+        counts = np.unique(codes[:, r], return_counts=True)[1]
+        assert counts.size == 24
+        np.testing.assert_allclose(counts / full.shape[0], 1 / 24, atol=0.012)
+    assert np.mean(codes[:, 0] == codes[:, 1]) < 0.08  # the rows are not copies
+    # The same document gets the same ordering in another batch, at another padded width.
+    wide = np.zeros((3, n + 5), bool)
+    wide[:, :n] = mask[[2, 3, 10]]
+    again = np.asarray(K.random_orderings(jnp.asarray(wide), ids[jnp.array([2, 3, 10])], 5, 2))
+    for j, i in enumerate((2, 3, 10)):
+        np.testing.assert_array_equal(again[j, :, : lengths[i]], orders[i, :, : lengths[i]])
+    # Another seed gives other orderings.
+    other = np.asarray(K.random_orderings(jnp.asarray(mask), ids, 6, 2))
+    assert np.mean(np.all(other[4:] == orders[4:], axis=-1)) < 0.1

@@ -194,10 +194,10 @@ def closed_form_removal(
     block, when the probability curves are asked for).
     alpha `[batch, items]`, z `[batch, items, classes]`, bias `[classes]`, orders `[batch, R, items]`,
     predicted int `[batch]`, length `[batch]`. Returns a dict with
-    "k" `[batch, R]` int32 (first flip, -1 never), "mass" `[batch, R, items]` (removed original
-    attention after k removals) and, with `probabilities`, "p_removed" `[batch, R, items]`
-    (p_predicted after removing the first k items) and with `kept` also "p_kept" (after keeping
-    only the first k items).
+    "k" `[batch, R]` int32 (first flip, -1 never) and, with `probabilities`, "p_removed"
+    `[batch, R, items]` (p_predicted after removing the first k items) and with `kept` also
+    "p_kept" (after keeping only the first k items). The attention mass removed at the first
+    flip is `removed_mass_at(alpha, orders, k)`.
     """
     b, num_r, n = orders.shape
     per_doc = num_r * (z.shape[-1] + 1) * n * jnp.dtype(z.dtype).itemsize
@@ -245,10 +245,7 @@ def _closed_form_removal_block(
         out["p_removed"] = jnp.flip(p_after, -1)  # index k - 1
     if kept and probabilities:
         fwd = _scan(jnp.swapaxes(gather_items(x, orders), 2, 3), 3, False)
-        out["mass"] = fwd[..., -1, :]
         out["p_kept"] = _differs_and_p(_class_rows(fwd, bias), y, True)[1]
-    else:
-        out["mass"] = removed_mass(alpha, orders)
     return out
 
 
@@ -258,6 +255,16 @@ def removed_mass(alpha: jax.Array, orders: jax.Array) -> jax.Array:
     alpha `[batch, items]`, orders `[batch, R, items]` -> `[batch, R, items]`.
     """
     return _scan(gather_items(alpha, orders), 2, False)
+
+
+def removed_mass_at(alpha: jax.Array, orders: jax.Array, k: jax.Array) -> jax.Array:
+    """Original attention mass of the first k items of each ordering (one masked sum, no scan).
+
+    alpha `[batch, items]`, orders `[batch, R, items]`, k int `[batch, R]` (k <= 0 gives 0).
+    Returns `[batch, R]`; equals `removed_mass(alpha, orders)[..., k - 1]` up to summation order.
+    """
+    first_k = jnp.arange(orders.shape[-1], dtype=jnp.int32) < k[..., None]
+    return jnp.sum(jnp.where(first_k, gather_items(alpha, orders), 0.0), axis=-1)
 
 
 def affine_attention_gradient(
@@ -460,18 +467,33 @@ def _float_key_inverse(key: jax.Array) -> jax.Array:
     return jnp.where(key < 0, key ^ jnp.int32(0x7FFFFFFF), key)
 
 
+def descending_keys(scores: jax.Array, mask: jax.Array) -> jax.Array:
+    """Sort keys whose stable ascending order is the descending order of `scores [..., items]`
+    (ties by position, padding last): order-preserving int32 keys for float32 (and narrower)
+    scores, float64 keys for float64 scores. Sort them with `ascending_order`."""
+    key = jnp.where(mask, -scores, jnp.inf)
+    key = jnp.where(key == 0, 0.0, key).astype(key.dtype)  # -0.0 ties with +0.0
+    if jnp.dtype(key.dtype).itemsize > 4:
+        return key
+    # Order-preserving map of IEEE floats to signed ints: flip the magnitude bits of negatives.
+    return _float_key(key)
+
+
+def ascending_order(key: jax.Array) -> jax.Array:
+    """Stable ascending argsort of int32 or float64 keys `[..., items]` -> int32 positions
+    (`stable_argsort` for int32 keys; `jnp.argsort(stable=True)` for float keys)."""
+    if jnp.issubdtype(key.dtype, jnp.integer):
+        return stable_argsort(key.astype(jnp.int32))
+    return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
+
+
 def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Stable descending argsort of `scores [..., items]`: ties keep position order, padding last.
 
     Returns int32 positions. Float32 (and narrower) scores are mapped to order-preserving int32 keys
     and go through `stable_argsort`; float64 scores use `jnp.argsort(stable=True)`.
     """
-    key = jnp.where(mask, -scores, jnp.inf)
-    key = jnp.where(key == 0, 0.0, key).astype(key.dtype)  # -0.0 ties with +0.0
-    if jnp.dtype(key.dtype).itemsize > 4:
-        return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
-    # Order-preserving map of IEEE floats to signed ints: flip the magnitude bits of negatives.
-    return stable_argsort(_float_key(key))
+    return ascending_order(descending_keys(scores, mask))
 
 
 def document_keys(seed: int | jax.Array, doc_ids: jax.Array) -> jax.Array:
@@ -480,24 +502,44 @@ def document_keys(seed: int | jax.Array, doc_ids: jax.Array) -> jax.Array:
     return jax.vmap(lambda d: jax.random.fold_in(base, d))(doc_ids.astype(jnp.uint32))
 
 
-def document_uniforms(mask: jax.Array, doc_ids: jax.Array, seed: int, rows: int) -> jax.Array:
-    """Uniform [0, 1) draws `[batch, rows, items]`, one `jax.random` call per document key.
+def _document_streams(doc_ids: jax.Array, seed: int) -> tuple[jax.Array, jax.Array]:
+    """Two independent keys per document: (orderings, comparison items), each `[batch]`."""
+    split = jax.vmap(jax.random.split)(document_keys(seed, doc_ids))
+    return split[:, 0], split[:, 1]
 
-    Drawn as `[items, rows]` and transposed, so the draw for (row, item) does not depend on the
-    padded width: results are identical however documents are batched or padded.
+
+_PADDING_KEY = np.iinfo(np.int32).max
+
+
+def random_sort_keys(mask: jax.Array, doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
+    """int32 keys `[batch, num, items]` whose stable ascending order is a uniform random ordering
+    of each document's valid positions, padding last (see `ascending_order`).
+
+    One `jax.random.bits` call per document key, item-major (draw `i * num + row` is the key of
+    (row, item)), so a key does not depend on the padded width: results are identical however
+    documents are batched or padded. (Drawn flat and reshaped: a `[items, num]` draw is about 2x
+    slower on CPU when num is not a power of two.) Valid keys are 31 random bits with the sign bit
+    set (all negative), padding is the largest int32. mask `[batch, items]`, doc_ids int `[batch]`.
     """
-    keys = document_keys(seed, doc_ids)
-    return jax.vmap(lambda k: jax.random.uniform(k, (mask.shape[-1], rows)).T)(keys)
+    keys, _ = _document_streams(doc_ids, seed)
+    n = mask.shape[-1]
+    bits = jax.vmap(lambda k: jax.random.bits(k, (n * num,), jnp.uint32).reshape(n, num).T)(keys)
+    valid = jax.lax.bitcast_convert_type((bits >> 1) | jnp.uint32(0x80000000), jnp.int32)
+    return jnp.where(mask[:, None, :], valid, jnp.int32(_PADDING_KEY))
 
 
 def random_orderings(mask: jax.Array, doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
-    """`num` uniform random orderings of each document's valid positions (padding last).
+    """`num` uniform random orderings of each document's valid positions (padding last): the
+    sorted `random_sort_keys`. mask `[batch, items]`, doc_ids int `[batch]`. Returns int32
+    `[batch, num, items]`."""
+    return ascending_order(random_sort_keys(mask, doc_ids, seed, num))
 
-    Rows 0..num-1 of `document_uniforms(..., num + 3)` ranked descending. mask `[batch, items]`,
-    doc_ids int `[batch]`. Returns int32 `[batch, num, items]`.
-    """
-    u = document_uniforms(mask, doc_ids, seed, num + 3)[:, :num]
-    return descending_order(u, mask[:, None, :]).astype(jnp.int32)
+
+def comparison_uniforms(doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
+    """Uniform [0, 1) draws `[batch, num]` for the random comparison items (`random_other_items`),
+    from a stream of each document's key independent of `random_sort_keys`."""
+    _, keys = _document_streams(doc_ids, seed)
+    return jax.vmap(lambda k: jax.random.uniform(k, (num,)))(keys)
 
 
 def random_other_items(

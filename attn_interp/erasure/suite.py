@@ -150,11 +150,11 @@ def _suite_kernel(
     names = tuple(dict.fromkeys(_TARGET_ORDER_RANKINGS + spec.ranking_names))
     score_rows = [_ranking_scores(name, alpha, grad, single_js, z) for name in names]
     score_rows += [s.astype(dtype) for s in extra_scores]
-    uniforms = K.document_uniforms(mask, doc_ids, spec.seed, spec.num_random + 3)
-    all_scores = jnp.concatenate(
-        [jnp.stack(score_rows, axis=1), uniforms[:, : spec.num_random].astype(dtype)], axis=1
+    score_keys = K.descending_keys(jnp.stack(score_rows, axis=1), mask[:, None, :])
+    random_keys = K.random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
+    all_orders = K.ascending_order(
+        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1)
     )
-    all_orders = K.descending_order(all_scores, mask[:, None, :]).astype(jnp.int32)
     row_of = {name: i for i, name in enumerate(names + spec.extra_names)}
     row_of.update({f"random{i}": len(row_of) + i for i in range(spec.num_random)})
 
@@ -167,7 +167,8 @@ def _suite_kernel(
         [target_idx[list(SINGLE_TARGETS).index(t)] for t in RANDOM_TARGETS.values()], 1
     )
     tops = jnp.where(length[:, None] >= 1, tops, 0)
-    r = K.random_other_items(uniforms[:, spec.num_random :, 0], length, tops, spec.random_mode)
+    u = K.comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
+    r = K.random_other_items(u, length, tops, spec.random_mode)
     for j in range(len(RANDOM_TARGETS)):
         r_j = jnp.where(length >= 2, r_ext[:, j], -1) if spec.r_given[j] else r[:, j]
         target_idx.append(r_j)
@@ -192,7 +193,7 @@ def _suite_kernel(
         curves = K.closed_form_removal(
             alpha, z, bias, orders, y, length, kept=spec.sufficiency, probabilities=spec.aopc
         )
-        k_flip, mass = curves["k"], curves["mass"]
+        k_flip = curves["k"]
         p_removed, p_kept = curves.get("p_removed"), curves.get("p_kept")
     else:
         tops = (False, True) if spec.sufficiency else (False,)
@@ -206,14 +207,12 @@ def _suite_kernel(
         )
         logits = logits.reshape(b, len(tops) * num_r, n, -1)
         k_flip, _ = K.first_flip(logits[:, :num_r], y, length)
-        mass = K.removed_mass(alpha, orders)
         p_removed = p_kept = None
         if spec.aopc:
             p_all = K.predicted_probability(logits, y[:, None, None])
             p_removed, p_kept = p_all[:, :num_r], p_all[:, num_r:]
 
-    safe_k = jnp.clip(k_flip - 1, 0, n - 1)[..., None]
-    probmass = jnp.where(k_flip > 0, jnp.take_along_axis(mass, safe_k, 2)[..., 0], -1.0)
+    probmass = jnp.where(k_flip > 0, K.removed_mass_at(alpha, orders, k_flip), -1.0)
     frac = jnp.where(k_flip > 0, k_flip / len_f, -1.0)
     nan = jnp.full_like(frac, jnp.nan)
     comp = suff = None
