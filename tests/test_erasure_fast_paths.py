@@ -12,7 +12,7 @@ from test_erasure_kernels import affine_head, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K
-from attn_interp.erasure.divergence import LN2, js_and_kl_raw
+from attn_interp.erasure.divergence import LN2, js_and_kl_raw, js_and_kl_rows
 from experiments.sequential_reference import np_js, np_log_softmax
 
 
@@ -160,13 +160,40 @@ def test_fused_js_and_kl_match_numpy_float64(dtype):
     with jax.enable_x64(dtype == jnp.float64):
         rng = np.random.default_rng(6)
         p = rng.normal(size=(50, 1, 6)) * rng.choice([0.1, 3.0, 40.0], size=(50, 1, 1))
-        q = p + rng.normal(size=(50, 7, 6)) * rng.choice([1e-4, 0.3, 30.0], size=(50, 7, 1))
+        scale = rng.choice([1e-7, 1e-4, 0.3, 30.0], size=(50, 7, 1))
+        q = p + rng.normal(size=(50, 7, 6)) * scale  # (scale 40 logits: probabilities underflow)
         q[0, 0] = p[0, 0]  # identical outputs: JS = KL = 0
-        js, kl = js_and_kl_raw(jnp.asarray(p, dtype), jnp.asarray(q, dtype))
-        assert not np.isnan(js).any() and not np.isnan(kl).any()
+        pj, qj = jnp.asarray(p, dtype), jnp.asarray(q, dtype)
         lp, lq = np_log_softmax(np.broadcast_to(p, q.shape)), np_log_softmax(q)
         kl_want = np.sum(np.exp(lq) * (lq - lp), -1)
+        js_want = np_js(np.broadcast_to(p, q.shape), q)
         tol = 1e-9 if dtype == jnp.float64 else 2e-5
-        np.testing.assert_allclose(js, np_js(np.broadcast_to(p, q.shape), q), rtol=tol, atol=tol)
-        np.testing.assert_allclose(kl, kl_want, rtol=tol, atol=tol)
-        assert (np.asarray(js) > -1e-7).all() and (np.asarray(js) <= LN2 + 1e-6).all()
+        # General layout, and class-major rows (one [50, 7] array per class).
+        rows = [qj[..., c] for c in range(q.shape[-1])]
+        for js, kl in (js_and_kl_raw(pj, qj), js_and_kl_rows(pj[:, 0], rows)):
+            assert not np.isnan(js).any() and not np.isnan(kl).any()
+            np.testing.assert_allclose(js, js_want, rtol=tol, atol=tol)
+            np.testing.assert_allclose(kl, kl_want, rtol=tol, atol=tol)
+            assert (np.asarray(js) > -1e-7).all() and (np.asarray(js) <= LN2 + 1e-6).all()
+            assert abs(float(js[0, 0])) < 1e-7 and abs(float(kl[0, 0])) < 1e-7
+            # Nearly equal outputs: JS ~ 1e-15, so only round-off is left.
+            tiny = scale[..., 0] == 1e-7
+            np.testing.assert_allclose(np.asarray(js)[tiny], js_want[tiny], atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("classes", [4, 40])  # class-major rows, and the array fallback
+def test_single_erasure_rows_match_logits_and_argmax(dtype, classes):
+    with jax.enable_x64(dtype == jnp.float64):
+        alpha, z, bias, *_ = _removal_inputs(dtype, classes)
+        logits = np.asarray(K.closed_form_single_logits(alpha, z, bias))
+        rows = K.closed_form_single_rows(alpha, z, bias)
+        if classes <= K._UNROLL_CLASSES:
+            assert isinstance(rows, list) and len(rows) == classes
+            np.testing.assert_array_equal(np.stack(rows, -1), logits)
+        else:
+            np.testing.assert_array_equal(rows, logits)
+    rng = np.random.default_rng(7)
+    tied = rng.integers(0, 3, size=(300, 5)).astype(np.float32)  # many ties: first index wins
+    got = K.argmax_rows([jnp.asarray(tied[:, c]) for c in range(5)])
+    np.testing.assert_array_equal(got, np.argmax(tied, -1))

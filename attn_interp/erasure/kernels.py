@@ -93,6 +93,13 @@ def _split_ratio(sums: jax.Array, bias: jax.Array) -> jax.Array:
     return _ratio_plus_bias(sums[..., :-1], sums[..., -1], bias)
 
 
+def _single_sums(alpha: jax.Array, z: jax.Array) -> jax.Array:
+    """Sums of [alpha_j z_j, alpha_j] over j != i, as prefix-before-i plus suffix-after-i (no
+    subtraction). `[batch, items, classes + 1]`."""
+    x = _weighted_items(alpha, z)
+    return _scan(x, 1, False, exclusive=True) + _scan(x, 1, True, exclusive=True)
+
+
 def closed_form_single_logits(alpha: jax.Array, z: jax.Array, bias: jax.Array) -> jax.Array:
     """Logits after zeroing each item alone and renormalising, for an affine head.
 
@@ -100,9 +107,27 @@ def closed_form_single_logits(alpha: jax.Array, z: jax.Array, bias: jax.Array) -
     Returns `[batch, items, classes]`: row i = (sum_{j != i} a_j z_j) / (sum_{j != i} a_j) + b, the
     sums taken as prefix-before-i plus suffix-after-i (no subtraction).
     """
-    x = _weighted_items(alpha, z)
-    before, after = _scan(x, 1, False, exclusive=True), _scan(x, 1, True, exclusive=True)
-    return _split_ratio(before + after, bias)
+    return _split_ratio(_single_sums(alpha, z), bias)
+
+
+def closed_form_single_rows(
+    alpha: jax.Array, z: jax.Array, bias: jax.Array
+) -> list[jax.Array] | jax.Array:
+    """`closed_form_single_logits` class-major: one `[batch, items]` array per class (up to 32
+    classes, for `js_and_kl_rows` and `argmax_rows`), else the `[batch, items, classes]` array."""
+    return _class_rows(jnp.swapaxes(_single_sums(alpha, z), 1, 2), bias)
+
+
+def argmax_rows(rows: list[jax.Array]) -> jax.Array:
+    """`argmax` over classes given one array per class (first index wins ties; finite values).
+
+    rows: per-class arrays of one shape `[...]`. Returns int32 `[...]`.
+    """
+    best, index = rows[0], jnp.zeros(rows[0].shape, jnp.int32)
+    for c, row in enumerate(rows[1:], start=1):
+        take = row > best
+        best, index = jnp.where(take, row, best), jnp.where(take, c, index)
+    return index
 
 
 def closed_form_curves(

@@ -23,7 +23,7 @@ import numpy as np
 
 from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams, ErasureConfig
-from attn_interp.erasure.divergence import LN2, js_and_kl_raw
+from attn_interp.erasure.divergence import LN2, js_and_kl_raw, js_and_kl_rows
 
 # Single-erasure targets: name -> (ranking giving the ordering, position in that ordering).
 SINGLE_TARGETS = {
@@ -133,17 +133,21 @@ def _suite_kernel(
     else:
         grad = K.attention_gradient(head, values, alpha, mask, y)
 
-    # All single erasures.
+    # All single erasures (class-major rows in the closed form with up to 32 classes).
     if spec.closed:
-        single = K.closed_form_single_logits(alpha, z, bias)
+        single = K.closed_form_single_rows(alpha, z, bias)
     else:
         single = K.blocked_masked_head_logits(
             head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
         )
-    js_raw, kl_raw = js_and_kl_raw(base[:, None, :], single)
+    if isinstance(single, list):
+        js_raw, kl_raw = js_and_kl_rows(base, single)
+        single_pred = K.argmax_rows(single)
+    else:
+        js_raw, kl_raw = js_and_kl_raw(base[:, None, :], single)
+        single_pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
     single_js = jnp.where(mask, jnp.clip(js_raw, 0.0, LN2), 0.0)
     single_kl = jnp.where(mask, jnp.maximum(kl_raw, 0.0), 0.0)
-    single_pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
     single_flip = jnp.where(mask & (single_pred != y[:, None]), single_pred, -1)
 
     # Every ordering from one stable sort: built-in rankings, extras, random keys.
