@@ -111,16 +111,23 @@ def test_closed_form_removal_matches_full_curves(dtype, classes):
 def test_closed_form_removal_blocks_equal_one_call(monkeypatch):
     args = _removal_inputs(jnp.float32, 4)
 
-    def removal(block_bytes):
+    def removal(block_bytes, probabilities):
         monkeypatch.setattr(K, "REMOVAL_BLOCK_BYTES", block_bytes)
-        fn = jax.jit(functools.partial(K.closed_form_removal, kept=True, probabilities=True))
-        return fn(*args)
+        fn = functools.partial(K.closed_form_removal, kept=True, probabilities=probabilities)
+        return jax.jit(fn)(*args)
 
-    fast = removal(1 << 30)
-    for block_bytes in (1, 3 * 3 * 5 * 9 * 4):  # one document per block, three per block
-        blocked = removal(block_bytes)
-        for key in fast:
-            np.testing.assert_array_equal(blocked[key], fast[key], err_msg=key)
+    per_doc = 3 * 5 * 9 * 4  # orderings x (classes + 1) x items x 4 bytes
+    for probabilities in (False, True):
+        fast = removal(1 << 30, probabilities)
+        # One document per block, three, and at most four (two equal blocks of three).
+        for block_bytes in (1, 3 * per_doc, 4 * per_doc):
+            blocked = removal(block_bytes, probabilities)
+            for key in fast:
+                np.testing.assert_array_equal(blocked[key], fast[key], err_msg=key)
+    # Equal blocks, no small remainder: 64 documents with room for 49 go as 2 x 32.
+    assert K._docs_per_block(64, 1, 49) == 32 and K._docs_per_block(63, 1, 49) == 32
+    assert K._docs_per_block(10, 1, 3) == 3 and K._docs_per_block(5, 100, 1) == 1
+    assert K._docs_per_block(7, 1, 1 << 30) == 7
 
 
 def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):

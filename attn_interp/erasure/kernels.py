@@ -187,8 +187,9 @@ def _differs_and_p(rows, predicted: jax.Array, probabilities: bool):
 
 
 # Target size of one block's gathered sums in `closed_form_removal`: the scans' temporaries of a
-# block then stay in cache (on a 2-core CPU: 2x faster with both AOPC curves than one block; 3 MB
-# measured best among 0.4-6 MB with the items-major scans).
+# block then stay in cache. On the 2-core CPU (32 MB L3 shared with other machines): 2x faster
+# with both AOPC curves than one block; first flips alone 2x faster at 64 x 512 and 32 x 1024
+# (no change at 64 x 256); 0.75-3 MB alike, 6 MB and more clearly slower.
 REMOVAL_BLOCK_BYTES = 3 << 20
 
 
@@ -198,7 +199,9 @@ def _docs_per_block(batch: int, bytes_per_doc: int, cpu_block_bytes: int) -> int
     leave the device idle."""
     if jax.default_backend() != "cpu":
         return batch
-    return int(max(1, min(batch, cpu_block_bytes // max(bytes_per_doc, 1))))
+    most = max(1, min(batch, cpu_block_bytes // max(bytes_per_doc, 1)))
+    blocks = -(-batch // most)
+    return -(-batch // blocks)  # blocks of equal size (no small remainder block)
 
 
 def closed_form_removal(
@@ -214,10 +217,10 @@ def closed_form_removal(
 ) -> dict[str, jax.Array]:
     """Prefix-removal summaries along orderings for an affine head (the suite's fast path).
 
-    Same quantities as `closed_form_curves` followed by `first_flip`, computed class-major
-    (`[batch, R, classes + 1, items]`, items contiguous) without materialising the logit curves,
-    block by block of documents on CPU (`jax.lax.map`, about `REMOVAL_BLOCK_BYTES` of sums per
-    block, when the probability curves are asked for).
+    Same quantities as `closed_form_curves` followed by `first_flip`, without materialising the
+    logit curves: sums scanned items-major, decisions class-major (`[batch, R, classes + 1, items]`,
+    items contiguous), block by block of documents on CPU (`jax.lax.map`, about
+    `REMOVAL_BLOCK_BYTES` of sums per block).
     alpha `[batch, items]`, z `[batch, items, classes]`, bias `[classes]`, orders `[batch, R, items]`,
     predicted int `[batch]`, length `[batch]`. Returns a dict with
     "k" `[batch, R]` int32 (first flip, -1 never) and, with `probabilities`, "p_removed"
@@ -227,8 +230,7 @@ def closed_form_removal(
     """
     b, num_r, n = orders.shape
     per_doc = num_r * (z.shape[-1] + 1) * n * jnp.dtype(z.dtype).itemsize
-    # First flips alone have a small working set: blocking would only add loop overhead.
-    g = _docs_per_block(b, per_doc, REMOVAL_BLOCK_BYTES) if probabilities else b
+    g = _docs_per_block(b, per_doc, REMOVAL_BLOCK_BYTES)
     run = functools.partial(
         _closed_form_removal_block, bias=bias, kept=kept, probabilities=probabilities
     )
