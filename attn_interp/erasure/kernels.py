@@ -204,6 +204,24 @@ def _docs_per_block(batch: int, bytes_per_doc: int, cpu_block_bytes: int) -> int
     return -(-batch // blocks)  # blocks of equal size (no small remainder block)
 
 
+def _map_in_blocks(
+    fn: Callable, operands: tuple[jax.Array, ...], bytes_per_doc: int, cpu_block_bytes: int
+):
+    """`fn(*operands)` (each operand `[batch, ...]`, results a pytree of `[batch, ...]` arrays)
+    block by block of documents (`_docs_per_block`): one call when one block holds the batch,
+    else `jax.lax.map` over single documents, vectorised within each block. Every document's
+    result is the same either way (`fn` treats documents independently)."""
+    batch = operands[0].shape[0]
+    g = _docs_per_block(batch, bytes_per_doc, cpu_block_bytes)
+    if g >= batch:
+        return fn(*operands)
+
+    def one(xs):
+        return jax.tree.map(lambda v: v[0], fn(*(x[None] for x in xs)))
+
+    return jax.lax.map(one, operands, batch_size=g)
+
+
 def closed_form_removal(
     alpha: jax.Array,
     z: jax.Array,
@@ -228,20 +246,12 @@ def closed_form_removal(
     "p_kept" (after keeping only the first k items). The attention mass removed at the first
     flip is `removed_mass_at(alpha, orders, k)`.
     """
-    b, num_r, n = orders.shape
+    _, num_r, n = orders.shape
     per_doc = num_r * (z.shape[-1] + 1) * n * jnp.dtype(z.dtype).itemsize
-    g = _docs_per_block(b, per_doc, REMOVAL_BLOCK_BYTES)
     run = functools.partial(
         _closed_form_removal_block, bias=bias, kept=kept, probabilities=probabilities
     )
-    if g >= b:
-        return run(alpha, z, orders, predicted, length)
-
-    def one(xs):
-        out = run(*(x[None] for x in xs))
-        return {key: v[0] for key, v in out.items()}
-
-    return jax.lax.map(one, (alpha, z, orders, predicted, length), batch_size=g)
+    return _map_in_blocks(run, (alpha, z, orders, predicted, length), per_doc, REMOVAL_BLOCK_BYTES)
 
 
 def _closed_form_removal_block(
@@ -285,19 +295,12 @@ def _closed_form_removal_block(
     return out
 
 
-def removed_mass(alpha: jax.Array, orders: jax.Array) -> jax.Array:
-    """Original attention mass of the first k items of each ordering, k = 1..items (a prefix sum).
-
-    alpha `[batch, items]`, orders `[batch, R, items]` -> `[batch, R, items]`.
-    """
-    return _scan(gather_items(alpha, orders), 2, False)
-
-
 def removed_mass_at(alpha: jax.Array, orders: jax.Array, k: jax.Array) -> jax.Array:
     """Original attention mass of the first k items of each ordering (one masked sum, no scan).
 
     alpha `[batch, items]`, orders `[batch, R, items]`, k int `[batch, R]` (k <= 0 gives 0).
-    Returns `[batch, R]`; equals `removed_mass(alpha, orders)[..., k - 1]` up to summation order.
+    Returns `[batch, R]`; equals entry k - 1 of `closed_form_curves`' mass (a prefix sum) up to
+    summation order.
     """
     first_k = jnp.arange(orders.shape[-1], dtype=jnp.int32) < k[..., None]
     return jnp.sum(jnp.where(first_k, gather_items(alpha, orders), 0.0), axis=-1)
@@ -369,15 +372,12 @@ def blocked_masked_head_logits(
     Returns
     `[batch, masks_per_doc, classes]`, equal to one `masked_head_logits` call on all masks.
     """
-    b, n = alpha.shape
-    per_doc = masks_per_doc * n * jnp.dtype(alpha.dtype).itemsize
-    g = _docs_per_block(b, per_doc, MASK_BLOCK_BYTES)
+    per_doc = masks_per_doc * alpha.shape[1] * jnp.dtype(alpha.dtype).itemsize
 
-    def one(xs):
-        v, a, *ops = (x[None] for x in xs)
-        return masked_head_logits(head, v, a, keep_fn(*ops))[0]
+    def block(v, a, *ops):
+        return masked_head_logits(head, v, a, keep_fn(*ops))
 
-    return jax.lax.map(one, (values, alpha, *operands), batch_size=g)
+    return _map_in_blocks(block, (values, alpha, *operands), per_doc, MASK_BLOCK_BYTES)
 
 
 def single_keep_masks(mask: jax.Array) -> jax.Array:

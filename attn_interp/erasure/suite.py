@@ -259,7 +259,7 @@ def _suite_kernel(
         gap_frac = jnp.where(both, gap / len_f, jnp.nan)
     else:
         gap = jnp.full_like(k_flip, -1)
-        gap_frac = jnp.full_like(frac, jnp.nan)
+        gap_frac = nan
     out["r_int"] = jnp.stack([k_flip, gap], -1)
     out["r_float"] = jnp.stack(
         [frac, probmass, gap_frac, comp_full, comp_frac, suff_full, suff_frac], -1
