@@ -244,3 +244,37 @@ def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
         np.testing.assert_array_equal(saved[key], value, err_msg=key)
     with pytest.raises(ValueError, match="no shard"):
         ev.merge_shards([paths[1]], str(tmp_path / "none.npz"))
+
+
+@pytest.mark.parametrize("rows", [5, 11])
+def test_run_suite_on_a_mesh_equals_one_device_without_host_callbacks(rows, monkeypatch):
+    """Each device runs the whole suite on its own rows (any batch size; filler rows dropped),
+    with `jax.lax.sort` instead of the numpy callbacks that can deadlock XLA:CPU's pool."""
+    from attn_interp.erasure import ErasureConfig, run_suite
+    from attn_interp.erasure import kernels as K
+
+    calls = []
+    for name in ("_host_sort", "_host_stable_argsort"):
+        fn = getattr(K, name)
+        monkeypatch.setattr(K, name, lambda x, fn=fn: calls.append(1) or fn(x))
+    jax.clear_caches()  # trace again with the counting callbacks
+
+    rng = np.random.default_rng(rows)
+    n, d, c = 12, 6, 4
+    lengths = rng.integers(1, n + 1, rows)
+    mask = np.arange(n)[None, :] < lengths[:, None]
+    values = rng.normal(size=(rows, n, d)).astype(np.float32)
+    scores = rng.normal(size=(rows, n)).astype(np.float32)
+    affine = (rng.normal(size=(d, c)).astype(np.float32), rng.normal(size=c).astype(np.float32))
+    cfg = ErasureConfig(num_random=2, memory_budget_bytes=60_000)  # several chunks of 8 rows
+    kw = dict(affine=affine, config=cfg, doc_ids=np.arange(rows) + 100)
+    par = run_suite(values, scores, mask, mesh=parallel.data_mesh(), **kw)
+    assert not calls
+    one = run_suite(values, scores, mask, **kw)
+    assert calls  # the single-device suite sorts on the host
+    assert list(par) == list(one)
+    for key in one:
+        if np.issubdtype(one[key].dtype, np.floating):
+            np.testing.assert_allclose(par[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(par[key], one[key], err_msg=key)

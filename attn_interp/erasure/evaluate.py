@@ -300,6 +300,7 @@ def _run_shard(
                 predicted=predicted,
                 config=config,
                 doc_ids=ids,
+                mesh=mesh,
             )
 
         res = suite_timer((values.shape, str(values.dtype)), suite)
@@ -448,7 +449,7 @@ def evaluate_run(
       overwrite: delete earlier results in `out_dir` (of any setup) and start over.
       mesh: split each batch's documents over this `jax.sharding.Mesh` (axis "data",
         `attn_interp.parallel.data_mesh()`; default `parallel.current_mesh()`, None = one device).
-        Results are identical: the work is per document.
+        Results equal one device's up to float rounding: the work is per document.
 
     Memory: the split is encoded one shard at a time (shard s = split positions
     [s * shard_docs, (s + 1) * shard_docs)), finished shards are not kept in memory, and the

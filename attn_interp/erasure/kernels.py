@@ -12,8 +12,10 @@ An erasure that removes every item gives all-zero weights, i.e. the bias-only ou
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -458,13 +460,34 @@ def lax_stable_argsort(key: jax.Array) -> jax.Array:
     return jax.lax.sort((key, pos), dimension=key.ndim - 1, num_keys=1, is_stable=True)[1]
 
 
+_HOST_SORTS = contextvars.ContextVar("attn_interp_host_sorts", default=True)
+
+
+@contextlib.contextmanager
+def host_sorts(enabled: bool) -> Iterator[None]:
+    """Within the block, functions traced by `sort_last_axis` / `stable_argsort` use the numpy
+    callbacks on CPU (`enabled`, the default) or `jax.lax.sort` on every platform.
+
+    The per-device suite over several CPU devices turns them off: each device would block one
+    thread of XLA:CPU's shared pool inside its callback while the callback's own input transfer
+    waits for a free thread of that pool, which can deadlock when devices >= threads.
+    """
+    token = _HOST_SORTS.set(enabled)
+    try:
+        yield
+    finally:
+        _HOST_SORTS.reset(token)
+
+
 def sort_last_axis(x: jax.Array) -> jax.Array:
     """Ascending sort of int32 `x [..., items]` along its last axis.
 
     On CPU the rows go to numpy's vectorised sort through `jax.pure_callback`: XLA:CPU's sort is
     about 10x slower for rows of hundreds of items (see `experiments/benchmark_erasure.py`). Other
-    platforms use `jax.lax.sort`. Both give the same (unique) result.
+    platforms (and `host_sorts(False)`) use `jax.lax.sort`. Both give the same (unique) result.
     """
+    if not _HOST_SORTS.get():
+        return lax_sort_last_axis(x)
     return jax.lax.platform_dependent(
         x, cpu=lambda v: _on_cpu_host(_host_sort, v), default=lax_sort_last_axis
     )
@@ -473,9 +496,11 @@ def sort_last_axis(x: jax.Array) -> jax.Array:
 def stable_argsort(key: jax.Array) -> jax.Array:
     """Positions of an ascending stable sort of int32 `key [..., items]` (ties by position).
 
-    On CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere
-    `lax_stable_argsort`. Returns int32 `[..., items]`.
+    On CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere (and under
+    `host_sorts(False)`) `lax_stable_argsort`. Returns int32 `[..., items]`.
     """
+    if not _HOST_SORTS.get():
+        return lax_stable_argsort(key)
     return jax.lax.platform_dependent(
         key, cpu=lambda v: _on_cpu_host(_host_stable_argsort, v), default=lax_stable_argsort
     )

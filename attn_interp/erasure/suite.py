@@ -20,7 +20,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
+from attn_interp import parallel
 from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.divergence import LN2, js_and_kl_raw, js_and_kl_rows
@@ -59,6 +62,7 @@ class _Spec(NamedTuple):
     min_flip: bool  # exact minimum flip set and gaps: affine head and config.minimum_flip_set
     r_given: tuple[bool, bool, bool]
     store_items: bool
+    host_sorts: bool  # numpy sort callbacks on CPU (off in the per-device suite, see K.host_sorts)
 
 
 def _ranking_scores(name, alpha, grad, single_js, z):
@@ -106,8 +110,12 @@ def _curve_names(spec: _Spec) -> tuple[str, ...]:
     return spec.ranking_names + spec.extra_names + randoms
 
 
-@functools.partial(jax.jit, static_argnames=("head", "spec"))
-def _suite_kernel(
+def _suite_body(*args, head, spec: _Spec):
+    with K.host_sorts(spec.host_sorts):
+        return _suite_outputs(*args, head=head, spec=spec)
+
+
+def _suite_outputs(
     values, scores, mask, predicted, doc_ids, r_ext, extra_scores, kernel, bias, *, head, spec
 ):
     dtype = values.dtype
@@ -273,6 +281,25 @@ def _suite_kernel(
     return out
 
 
+_suite_kernel = jax.jit(_suite_body, static_argnames=("head", "spec"))
+
+
+@functools.lru_cache(maxsize=64)
+def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
+    """`_suite_kernel` run by every device of `mesh` on its own rows (`jax.shard_map`).
+
+    Every result is per document, so no device talks to another: no collectives, and the host
+    sort callbacks see only their device's rows (under plain SPMD partitioning the callbacks force
+    the whole batch onto one device, and on a CPU with few threads that all-gather can deadlock).
+    """
+    rows = P(parallel.DATA_AXIS)
+    body = functools.partial(_suite_body, head=head, spec=spec)
+    mapped = jax.shard_map(
+        body, mesh=mesh, in_specs=(rows,) * 7 + (P(), P()), out_specs=rows, check_vma=False
+    )
+    return jax.jit(mapped)
+
+
 def _unpack(raw: dict, spec: _Spec, mask_np: np.ndarray, rows: int) -> dict[str, np.ndarray]:
     """Stacked kernel outputs for one chunk -> named per-instance and ragged item arrays."""
     raw = {k: np.asarray(v)[:rows] for k, v in raw.items()}
@@ -360,6 +387,7 @@ def run_suite(
     r_indices: np.ndarray | Mapping[str, np.ndarray] | None = None,
     weights: jax.Array | np.ndarray | None = None,
     doc_ids: np.ndarray | None = None,
+    mesh: Mesh | None = None,
 ) -> dict[str, np.ndarray]:
     """Run all erasure tests on one batch of attention inputs.
 
@@ -383,6 +411,10 @@ def run_suite(
       weights: `[batch, items]` attention weights, used instead of `scores`.
       doc_ids: int `[batch]` document ids (default 0..batch-1); they seed the per-document random
         draws, so pass distinct ids when calling once per batch.
+      mesh: run the documents split over this mesh's "data" axis
+        (`attn_interp.parallel.data_mesh()`), each device on its own rows (several CPU devices
+        use several cores). Results equal one device's up to float rounding; the batch need not
+        divide the device count.
 
     Returns:
       dict of numpy arrays, see the module docstring.
@@ -484,6 +516,8 @@ def run_suite(
             r_given[j] = True
 
     ranking_names = tuple(r for r in config.rankings if r != "norm" or has_affine)
+    mesh = parallel.resolve_mesh(mesh)
+    devices = parallel.data_size(mesh) if mesh is not None else 1
     spec = _Spec(
         use_scores=scores is not None,
         closed=method == "closed_form",
@@ -500,6 +534,7 @@ def run_suite(
         min_flip=has_affine and config.minimum_flip_set,
         r_given=tuple(r_given),
         store_items=config.store_item_arrays,
+        host_sorts=devices == 1,
     )
     kernel_head = None if spec.closed else head
     num_rankings = len(ranking_names) + len(extra_arrays) + config.num_random
@@ -513,6 +548,11 @@ def run_suite(
         itemsize=values.dtype.itemsize,
     )
     chunk = int(max(1, min(b, config.memory_budget_bytes // max(per_doc, 1))))
+    if devices > 1:  # every chunk splits evenly over the devices (filler rows are dropped)
+        chunk = -(-chunk // devices) * devices
+        run_kernel = _per_device_kernel(mesh, kernel_head, spec)
+    else:
+        run_kernel = functools.partial(_suite_kernel, head=kernel_head, spec=spec)
 
     # Host arrays go to the jitted kernel as they are (its C++ dispatch transfers them faster
     # than one jnp.asarray call each).
@@ -528,7 +568,7 @@ def run_suite(
         else:
             args = [x[take] for x in inputs]
             extras = tuple(x[take] for x in extra_arrays)
-        raw = _suite_kernel(*args, extras, kernel, bias, head=kernel_head, spec=spec)
+        raw = run_kernel(*args, extras, kernel, bias)
         raw = jax.device_get(raw)
         pieces.append(_unpack(raw, spec, mask_np[start:stop], stop - start))
     results = concatenate_results(pieces)
