@@ -12,7 +12,7 @@ from test_erasure_kernels import affine_head, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K
-from attn_interp.erasure.divergence import LN2, js_and_kl_raw, js_and_kl_rows
+from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
 from experiments.sequential_reference import np_js, np_log_softmax
 
 
@@ -175,9 +175,12 @@ def test_fused_js_and_kl_match_numpy_float64(dtype):
         kl_want = np.sum(np.exp(lq) * (lq - lp), -1)
         js_want = np_js(np.broadcast_to(p, q.shape), q)
         tol = 1e-9 if dtype == jnp.float64 else 2e-5
-        # General layout, and class-major rows (one [50, 7] array per class).
-        rows = [qj[..., c] for c in range(q.shape[-1])]
-        for js, kl in (js_and_kl_raw(pj, qj), js_and_kl_rows(pj[:, 0], rows)):
+        # General layout, and class-major `[50, classes, 7]` changes (the closed form's layout).
+        change = jnp.swapaxes(qj - pj, 1, 2)
+        for js, kl in (
+            js_and_kl_raw(pj, qj),
+            js_and_kl_from_change(pj.swapaxes(1, 2), change, axis=1),
+        ):
             assert not np.isnan(js).any() and not np.isnan(kl).any()
             np.testing.assert_allclose(js, js_want, rtol=tol, atol=tol)
             np.testing.assert_allclose(kl, kl_want, rtol=tol, atol=tol)
@@ -188,13 +191,84 @@ def test_fused_js_and_kl_match_numpy_float64(dtype):
             np.testing.assert_allclose(np.asarray(js)[tiny], js_want[tiny], atol=1e-7)
 
 
+def _js_kl_longdouble(lp: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(JS(p, q), KL(q || p)) by the textbook formulas in extended precision (x86: 64-bit
+    mantissa), from the same rounded logits."""
+    lp, lq = lp.astype(np.longdouble), lq.astype(np.longdouble)
+
+    def log_softmax(x):
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    a, b = log_softmax(lp), log_softmax(lq)
+    p, q = np.exp(a), np.exp(b)
+    log_m = np.log((p + q) / 2)
+    js = 0.5 * np.sum(p * (a - log_m) + q * (b - log_m), -1)
+    return js.astype(np.float64), np.sum(q * (b - a), -1).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_divergences_keep_relative_precision_for_tiny_changes(dtype):
+    """An erasure among hundreds of items moves the logits by ~1e-4: JS ~ 1e-10, far below the
+    float32 round-off (~1e-7) of the textbook formula. Computed from the change, it keeps its
+    relative precision; so does KL, and both are exactly 0 for no change."""
+    with jax.enable_x64(dtype == jnp.float64):
+        rng = np.random.default_rng(11)
+        lp = (3.0 * rng.normal(size=(400, 10))).astype(dtype)
+        scale = rng.choice([1e-4, 1e-3, 1e-2, 0.3, 3.0], size=(400, 1))
+        lq = (lp + scale * rng.normal(size=lp.shape)).astype(dtype)
+        lq[0] = lp[0]
+        js, kl = (
+            np.asarray(x, np.float64) for x in js_and_kl_raw(jnp.asarray(lp), jnp.asarray(lq))
+        )
+        js_want, kl_want = _js_kl_longdouble(lp, lq)
+        assert js[0] == 0.0 and kl[0] == 0.0
+        # float64: the extended-precision reference itself is good to ~1e-19 absolute.
+        tol = dict(rtol=1e-5, atol=0.0) if dtype == jnp.float32 else dict(rtol=1e-9, atol=1e-18)
+        np.testing.assert_allclose(js[1:], js_want[1:], **tol)
+        np.testing.assert_allclose(kl[1:], kl_want[1:], **tol)
+        assert js[1:].min() < 1e-9  # the regime the textbook float32 formula gets wrong
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("unit_mass", [True, False])
+def test_closed_form_single_change_equals_the_difference_of_logits(dtype, unit_mass):
+    """The change of the logits by each single erasure, computed directly (class-major), equals
+    erased minus original logits (float64 reference; softmax weights taken to sum to 1 exactly,
+    or weights of any mass renormalised; the bias alone for a one-item document), to round-off
+    relative to the logits' size, also for the dominant item of near one-hot attention."""
+    with jax.enable_x64(dtype == jnp.float64):
+        alpha, z, bias, *_ = _removal_inputs(dtype, 5)
+        alpha = np.asarray(alpha)
+        if not unit_mass:
+            scale = np.random.default_rng(3).uniform(0.5, 2.0, size=(alpha.shape[0], 1))
+            alpha = (alpha * scale).astype(alpha.dtype)
+        _, got = K.closed_form_singles(
+            jnp.asarray(alpha), jnp.asarray(z, dtype), jnp.asarray(bias), unit_mass=unit_mass
+        )
+        with jax.enable_x64(True):
+            a64, z64, b64 = (np.asarray(x, np.float64) for x in (alpha, z, bias))
+            if unit_mass:
+                a64 = a64 / a64.sum(-1, keepdims=True)
+            base = np.einsum("bn,bnc->bc", a64, z64) + b64
+            erased = np.asarray(K.closed_form_single_logits(a64, z64, b64))
+        want = np.swapaxes(erased - base[:, None, :], 1, 2)
+        assert got.shape == want.shape and got.dtype == dtype
+        size = np.abs(base - b64)[..., None] + np.abs(np.swapaxes(z64, 1, 2))
+        eps = 1e-13 if dtype == jnp.float64 else 1e-6
+        err = np.abs(np.asarray(got, np.float64) - want)
+        valid = np.broadcast_to((a64 > 0)[:, None, :], want.shape)
+        assert (err <= eps * (1.0 + size))[valid].all()
+        np.testing.assert_allclose(np.asarray(got)[2, :, 0], -(base[2] - b64), rtol=eps)  # n = 1
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("classes", [4, 40])  # class-major rows, and the array fallback
 def test_single_erasure_rows_match_logits_and_argmax(dtype, classes):
     with jax.enable_x64(dtype == jnp.float64):
         alpha, z, bias, *_ = _removal_inputs(dtype, classes)
         logits = np.asarray(K.closed_form_single_logits(alpha, z, bias))
-        rows = K.closed_form_single_rows(alpha, z, bias)
+        rows, _ = K.closed_form_singles(alpha, z, bias, unit_mass=True)
         if classes <= K._UNROLL_CLASSES:
             assert isinstance(rows, list) and len(rows) == classes
             np.testing.assert_array_equal(np.stack(rows, -1), logits)

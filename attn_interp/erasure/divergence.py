@@ -1,89 +1,112 @@
-"""Divergences between output distributions given as logits, in nats, from log-probabilities."""
+"""Divergences between output distributions given as logits, in nats.
+
+Both divergences are computed from the *change* of the logits, delta = modified - original, so
+they keep their relative precision when the change is small: an erasure that moves the logits by
+1e-4 gives a JS divergence of ~1e-9, far below the ~1e-7 absolute round-off of the textbook
+formula (sum p log p - 2 m log m + ... in float32), whose result would be noise. With
+r_c = log q_c - log p_c (accurate from delta with `expm1` / `log1p`) and t_c = tanh(r_c / 2):
+
+* JS(p, q) = sum_c m_c h(t_c), m = (p + q) / 2, h(t) = t atanh(t) + log(1 - t^2) / 2 >= 0;
+* KL(q || p) = sum_c q_c g(-r_c), g(u) = e^u - 1 - u >= 0 (the e^u - 1 terms sum to 0).
+
+Every class contributes a non-negative term, so there is no cancellation across classes; each
+term is evaluated without cancellation too (series for g at small |u|, two forms of log cosh).
+"""
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
 LN2 = math.log(2.0)
+# g(u) = sum_{k>=2} u^k / k! for |u| < _SERIES_RADIUS: terms up to u^10 (float32), u^18 (float64).
+_SERIES_RADIUS = 0.5
 
 
-def _kl_from_log_probs(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    """Sum_c p_c (log p_c - log q_c) over the last axis; terms with p_c == 0 count as 0."""
+def _expm1_minus_identity(u: jax.Array) -> jax.Array:
+    """g(u) = e^u - 1 - u for |u| <= 1/2 by its Taylor series (no cancellation)."""
+    last = 10 if jnp.dtype(u.dtype).itemsize <= 4 else 18
+    acc = jnp.full_like(u, 1.0 / math.factorial(last))
+    for k in range(last - 1, 1, -1):
+        acc = acc * u + 1.0 / math.factorial(k)
+    return acc * u * u
+
+
+def js_and_kl_from_change(
+    logits_p: jax.Array, delta: jax.Array, axis: int = -1
+) -> tuple[jax.Array, jax.Array]:
+    """(JS(p, q), KL(q || p)) in nats for p = softmax(l), q = softmax(l + delta).
+
+    logits_p: the original logits l, broadcastable to `delta`; delta: the change of the logits
+    (e.g. `[batch, items, classes]`); `axis`: the class axis (a middle axis, e.g. of a class-major
+    `[batch, classes, items]` array, keeps the work vectorised along items). Returns two arrays
+    without the class axis, both >= 0 (JS <= ln 2 up to round-off), never NaN for finite input.
+    Small changes keep their relative precision (see the module docstring).
+    """
+    delta = jnp.asarray(delta)
+    logits_p = jnp.asarray(logits_p, delta.dtype)
+
+    def total(x):
+        return jnp.sum(x, axis, keepdims=True)
+
+    log_p = jax.nn.log_softmax(logits_p, axis)
     p = jnp.exp(log_p)
-    terms = jnp.where(p > 0, p * (log_p - log_q), 0.0)
-    return jnp.sum(terms, axis=-1)
+    logits_q = logits_p + delta
+    shifted_q = logits_q - jnp.max(logits_q, axis, keepdims=True)
+    e = jnp.exp(shifted_q)
+    sum_e = total(e)
+    q = e / sum_e
+    # r = log q - log p. Small changes: w = delta - max delta <= 0 and
+    # log sum_c p_c e^{w_c} = log1p(A), A = sum_c p_c expm1(w_c) in (-1, 0] (no cancellation).
+    # Large changes (A <= -1/2): the log-softmax difference, exact enough there.
+    w = delta - jnp.max(delta, axis, keepdims=True)
+    a = total(p * jnp.expm1(w))
+    r = jnp.where(
+        a > -0.5,
+        w - jnp.log1p(jnp.maximum(a, -0.5)),
+        shifted_q - jnp.log(sum_e) - log_p,
+    )
+    abs_r = jnp.abs(r)
+    em = jnp.expm1(-abs_r)  # e^{-|r|} - 1, in (-1, 0]
+    decay = jnp.exp(-abs_r)  # e^{-|r|}, precise where em is close to -1
+    abs_t = -em / (2.0 + em)  # |tanh(r / 2)|
+    # h = x tanh x - log cosh x (x = |r| / 2): x t + log(1 - t^2) / 2 for small |t|, else
+    # ln 2 - log(1 + e^{-|r|}) - |r| e^{-|r|} / (1 + e^{-|r|}) (no x - x cancellation).
+    small = abs_t < 0.5
+    log_term = jnp.log1p(jnp.where(small, -abs_t * abs_t, decay))
+    h = jnp.where(
+        small,
+        0.5 * (abs_r * abs_t + log_term),
+        LN2 - log_term - abs_r * decay / (1.0 + decay),
+    )
+    js = jnp.sum(0.5 * (p + q) * jnp.maximum(h, 0.0), axis)
+    # q g(-r): the series near 0; else q (e^{-r} - 1) + q r with q (e^{-r} - 1) = em q (r >= 0)
+    # or -em p (r < 0), which stays finite when q underflows.
+    series = abs_r < _SERIES_RADIUS
+    g = _expm1_minus_identity(jnp.where(series, -r, 0.0))
+    far = em * jnp.where(r >= 0, q, -p) + q * r
+    kl = jnp.sum(jnp.maximum(jnp.where(series, q * g, far), 0.0), axis)
+    return js, kl
+
+
+def js_and_kl_raw(logits_p: jax.Array, logits_q: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(JS(p, q), KL(q || p)) in nats for logits `[..., classes]` (broadcastable), from the change
+    `logits_q - logits_p` (`js_and_kl_from_change`). Returns two `[...]` arrays; "raw": not
+    clipped to [0, ln 2] (the terms are >= 0 by construction, so both are >= 0)."""
+    logits_p, logits_q = jnp.asarray(logits_p), jnp.asarray(logits_q)
+    return js_and_kl_from_change(logits_p, logits_q - logits_p)
 
 
 def kl_divergence_raw(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
-    """KL(softmax(a) || softmax(b)) in nats, not clipped (may be a tiny negative from round-off).
-
-    logits_a, logits_b: `[..., classes]`. Returns `[...]`.
-    """
-    return _kl_from_log_probs(jax.nn.log_softmax(logits_a, -1), jax.nn.log_softmax(logits_b, -1))
+    """KL(softmax(a) || softmax(b)) in nats, not clipped. `[..., classes]` -> `[...]`."""
+    return js_and_kl_raw(logits_b, logits_a)[1]
 
 
 def js_divergence_raw(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     """Jensen-Shannon divergence in nats, not clipped. `[..., classes]` -> `[...]`."""
     return js_and_kl_raw(logits_p, logits_q)[0]
-
-
-def _js_kl_terms(p, log_p, q, log_q) -> tuple[jax.Array, jax.Array]:
-    """Per-class terms of 2 JS(p, q) and KL(q || p), given probabilities and log-probabilities.
-
-    log m = log(p + q) - ln 2 is the one transcendental per entry (p + q > 0 wherever either is,
-    so m never underflows). In the JS terms log p is taken of the rounded p itself, so p == q
-    gives log m == log p up to one rounding (JS within ~1e-8 of 0); KL uses the log-softmax
-    values, exact for tiny p. Terms with a zero probability count as 0.
-    """
-    log_m = jnp.log(p + q) - LN2
-    js = jnp.where(p > 0, p * (jnp.log(p) - log_m), 0.0)
-    js = js + jnp.where(q > 0, q * (log_q - log_m), 0.0)
-    return js, jnp.where(q > 0, q * (log_q - log_p), 0.0)
-
-
-def js_and_kl_raw(logits_p: jax.Array, logits_q: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(JS(p, q), KL(q || p)) in nats, not clipped, with two transcendental functions per entry.
-
-    The suite's single erasures: p the original output, q the modified one (`[..., classes]`,
-    broadcastable; p typically one row per document). q and log q share one `exp` (softmax and
-    log-softmax from the same shifted logits); see `_js_kl_terms` for the rest. Same quantities
-    as `js_divergence_raw` and `kl_divergence_raw`. `[..., classes]` -> two `[...]`.
-    """
-    log_p = jax.nn.log_softmax(logits_p, -1)
-    shifted = logits_q - jnp.max(logits_q, -1, keepdims=True)
-    e = jnp.exp(shifted)
-    total = jnp.sum(e, -1, keepdims=True)
-    js, kl = _js_kl_terms(jnp.exp(log_p), log_p, e / total, shifted - jnp.log(total))
-    return 0.5 * jnp.sum(js, -1), jnp.sum(kl, -1)
-
-
-def js_and_kl_rows(logits_p: jax.Array, rows: Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    """`js_and_kl_raw` for class-major inputs: logits_p `[batch, classes]`, rows one `[batch, n]`
-    array of modified logits per class (entry [b, i] of row c: class c of modified output i).
-
-    Every reduction over classes is an elementwise operation across the rows, vectorised along
-    n (the closed form's single erasures; about 1.3x faster on CPU than the `[batch, n, classes]`
-    layout). Returns (JS, KL) `[batch, n]`, the same formulas as `js_and_kl_raw`.
-    """
-    log_p = jax.nn.log_softmax(logits_p, -1)
-    p = jnp.exp(log_p)
-    top = functools.reduce(jnp.maximum, rows)
-    shifted = [row - top for row in rows]
-    e = [jnp.exp(s) for s in shifted]
-    total = sum(e)
-    log_total, inv_total = jnp.log(total), 1.0 / total
-    js = kl = 0.0
-    for c, (s_c, e_c) in enumerate(zip(shifted, e, strict=True)):
-        js_c, kl_c = _js_kl_terms(
-            p[:, c, None], log_p[:, c, None], e_c * inv_total, s_c - log_total
-        )
-        js, kl = js + js_c, kl + kl_c
-    return 0.5 * js, kl
 
 
 def kl_divergence(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
@@ -98,8 +121,7 @@ def kl_divergence(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
 def js_divergence(logits_p: jax.Array, logits_q: jax.Array) -> jax.Array:
     """Jensen-Shannon divergence between softmax(p) and softmax(q) in nats, clipped to [0, ln 2].
 
-    Computed from log-probabilities (never NaN for finite logits). Use `js_divergence_raw` to count
-    the round-off negatives that the clip removes.
+    Never NaN for finite logits; keeps its relative precision for tiny changes.
     logits_p, logits_q: `[..., classes]`. Returns `[...]`.
     """
     return jnp.clip(js_divergence_raw(logits_p, logits_q), 0.0, LN2)

@@ -112,12 +112,30 @@ def closed_form_single_logits(alpha: jax.Array, z: jax.Array, bias: jax.Array) -
     return _split_ratio(_single_sums(alpha, z), bias)
 
 
-def closed_form_single_rows(
-    alpha: jax.Array, z: jax.Array, bias: jax.Array
-) -> list[jax.Array] | jax.Array:
-    """`closed_form_single_logits` class-major: one `[batch, items]` array per class (up to 32
-    classes, for `js_and_kl_rows` and `argmax_rows`), else the `[batch, items, classes]` array."""
-    return _class_rows(jnp.swapaxes(_single_sums(alpha, z), 1, 2), bias)
+def closed_form_singles(
+    alpha: jax.Array, z: jax.Array, bias: jax.Array, *, unit_mass: bool
+) -> tuple[list[jax.Array] | jax.Array, jax.Array]:
+    """Every single erasure of an affine head: the erased logits and the change of the logits.
+
+    alpha `[batch, items]` (0 at padding), z `[batch, items, classes]`, bias `[classes]`.
+    Returns (logits, change):
+
+    * logits: `closed_form_single_logits` class-major, one `[batch, items]` array per class (up to
+      32 classes, for `argmax_rows`), else the `[batch, items, classes]` array;
+    * change `[batch, classes, items]`: erased minus original logits, computed directly so that
+      divergences keep their precision for the tiny changes of one item among hundreds. With
+      zbar_i = sum_{j != i} a_j z_j / sum_{j != i} a_j (0 when nothing remains: the bias alone)
+      and M = sum_j a_j: zbar_i - sum_j a_j z_j = a_i (zbar_i - z_i) + (1 - M) zbar_i.
+      `unit_mass`: the weights are a softmax, M = 1 exactly (the round-off term is dropped).
+    """
+    sums = jnp.swapaxes(_single_sums(alpha, z), 1, 2)  # [B, C + 1, n]
+    mass = sums[:, -1:, :]
+    has = mass > 0
+    zbar = jnp.where(has, sums[:, :-1] / jnp.where(has, mass, 1.0), 0.0)  # [B, C, n]
+    change = alpha[:, None, :] * (zbar - jnp.swapaxes(z, 1, 2))
+    if not unit_mass:
+        change = change + (1.0 - jnp.sum(alpha, axis=1))[:, None, None] * zbar
+    return _class_rows(sums, bias), change
 
 
 def argmax_rows(rows: list[jax.Array]) -> jax.Array:

@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 from attn_interp import parallel
 from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams, ErasureConfig
-from attn_interp.erasure.divergence import LN2, js_and_kl_raw, js_and_kl_rows
+from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
 
 # Single-erasure targets: name -> (ranking giving the ordering, position in that ordering).
 SINGLE_TARGETS = {
@@ -141,18 +141,19 @@ def _suite_outputs(
     else:
         grad = K.attention_gradient(head, values, alpha, mask, y)
 
-    # All single erasures (class-major rows in the closed form with up to 32 classes).
+    # All single erasures (class-major rows in the closed form with up to 32 classes). The closed
+    # form's divergences come from the exact change of the logits (class-major).
     if spec.closed:
-        single = K.closed_form_single_rows(alpha, z, bias)
+        single, change = K.closed_form_singles(alpha, z, bias, unit_mass=spec.use_scores)
+        js_raw, kl_raw = js_and_kl_from_change(base[:, :, None], change, axis=1)
     else:
         single = K.blocked_masked_head_logits(
             head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
         )
+        js_raw, kl_raw = js_and_kl_raw(base[:, None, :], single)
     if isinstance(single, list):
-        js_raw, kl_raw = js_and_kl_rows(base, single)
         single_pred = K.argmax_rows(single)
     else:
-        js_raw, kl_raw = js_and_kl_raw(base[:, None, :], single)
         single_pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
     single_js = jnp.where(mask, jnp.clip(js_raw, 0.0, LN2), 0.0)
     single_kl = jnp.where(mask, jnp.maximum(kl_raw, 0.0), 0.0)
