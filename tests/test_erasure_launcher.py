@@ -224,6 +224,21 @@ def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):
         ev.evaluate_run(runs["han"], ErasureConfig(num_random=2, seed=1), out_dir=han_out)
     with pytest.raises(ev.ManifestMismatchError, match=r"max_docs: None -> 4"):
         ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, max_docs=4, out_dir=han_out)
+    # shards of an engine whose numbers differ (an older results revision) are refused too
+    manifest = os.path.join(han_out, ev.MANIFEST_FILE)
+    with open(manifest) as f:
+        saved = f.read()
+    older = json.loads(saved)
+    older["results_revision"] = ev.RESULTS_REVISION - 1
+    with open(manifest, "w") as f:
+        json.dump(older, f)
+    with pytest.raises(
+        ev.ManifestMismatchError,
+        match=rf"results_revision: {ev.RESULTS_REVISION - 1} -> {ev.RESULTS_REVISION}",
+    ):
+        ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, out_dir=han_out)
+    with open(manifest, "w") as f:
+        f.write(saved)
     # the memory budget changes only the chunking: the saved shards are reused
     before = ev.load_erasure_results(han_out)[0]
     cfg = ErasureConfig(num_random=2, memory_budget_bytes=10**9)

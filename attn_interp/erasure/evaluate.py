@@ -58,6 +58,10 @@ SHARD_DIR = "shards"
 RESULTS_FILE = "results.npz"
 SUMMARY_FILE = "summary.json"
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
+# Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
+# engine changes results, so saved shards of an older engine are refused instead of mixed in
+# (2: divergences from the exact change of the logits).
+RESULTS_REVISION = 2
 # ErasureConfig fields that change how the work is chunked but never the results.
 _RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
 
@@ -153,6 +157,7 @@ def _manifest(
                 "documents": n_docs,
                 "shard_unit": "split_positions",  # shard s = split positions [s*N, (s+1)*N)
                 "package_version": attn_interp.__version__,
+                "results_revision": RESULTS_REVISION,
             },
             default=_json_default,
         )
