@@ -158,7 +158,9 @@ def erasure_config(smoke: bool):
 
 def _erasure_done(out_dir: str, run_dir: str, config, max_docs) -> bool | None:
     """True: finished with these settings; False: nothing or a partial run of them; None: another
-    setup (or an older model) is there."""
+    setup (or an older model, or results of an engine with other numbers) is there."""
+    from attn_interp.erasure.evaluate import RESULTS_REVISION
+
     manifest_path = os.path.join(out_dir, "manifest.json")
     summary_path = os.path.join(out_dir, "summary.json")
     if not os.path.isfile(manifest_path):
@@ -171,6 +173,7 @@ def _erasure_done(out_dir: str, run_dir: str, config, max_docs) -> bool | None:
         all(got.get(k) == v for k, v in want.items() if k in got)
         and manifest.get("split") == "test"
         and manifest.get("max_docs") == max_docs
+        and manifest.get("results_revision") == RESULTS_REVISION  # not an older engine's numbers
     )
     final = os.path.join(run_dir, "final.json")
     if same and os.path.getmtime(manifest_path) < os.path.getmtime(final):

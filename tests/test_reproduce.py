@@ -106,6 +106,20 @@ def test_rerun_skips_finished_stages(smoke_run):
     assert summary.stat().st_mtime_ns == before
 
 
+def test_results_of_an_older_engine_are_recomputed(smoke_run):
+    from attn_interp.erasure.evaluate import RESULTS_REVISION
+
+    workdir, args, _, tmp_path = smoke_run
+    manifest = workdir / "runs" / "local" / "flan_noenc" / "erasure" / "manifest.json"
+    older = json.loads(manifest.read_text())
+    older["results_revision"] = RESULTS_REVISION - 1
+    manifest.write_text(json.dumps(older))
+    again = _run(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "holds results of other settings; recomputing" in again.stdout
+    assert json.loads(manifest.read_text())["results_revision"] == RESULTS_REVISION
+
+
 def test_unknown_model_is_a_usage_error(tmp_path):
     bad = _run([f"--workdir={tmp_path}", "--models=han_lstm"], tmp_path)
     assert bad.returncode != 0
