@@ -25,6 +25,19 @@ LN2 = math.log(2.0)
 _SERIES_RADIUS = 0.5
 
 
+_LN3 = math.log(3.0)  # |r| < ln 3  <=>  |tanh(r / 2)| < 1/2
+
+
+def _js_series(t2: jax.Array) -> jax.Array:
+    """h(t) = sum_{k>=1} t^{2k} / (2k (2k - 1)) = ((1+t) log(1+t) + (1-t) log(1-t)) / 2, given
+    t^2 <= 1/4: terms up to t^18 (float32), t^46 (float64)."""
+    last = 9 if jnp.dtype(t2.dtype).itemsize <= 4 else 23
+    acc = jnp.full_like(t2, 1.0 / (2 * last * (2 * last - 1)))
+    for k in range(last - 1, 0, -1):
+        acc = acc * t2 + 1.0 / (2 * k * (2 * k - 1))
+    return acc * t2
+
+
 def _expm1_minus_identity(u: jax.Array) -> jax.Array:
     """g(u) = e^u - 1 - u for |u| <= 1/2 by its Taylor series (no cancellation)."""
     last = 10 if jnp.dtype(u.dtype).itemsize <= 4 else 18
@@ -69,24 +82,22 @@ def js_and_kl_from_change(
         shifted_q - jnp.log(sum_e) - log_p,
     )
     abs_r = jnp.abs(r)
-    em = jnp.expm1(-abs_r)  # e^{-|r|} - 1, in (-1, 0]
-    decay = jnp.exp(-abs_r)  # e^{-|r|}, precise where em is close to -1
-    abs_t = -em / (2.0 + em)  # |tanh(r / 2)|
-    # h = x tanh x - log cosh x (x = |r| / 2): x t + log(1 - t^2) / 2 for small |t|, else
-    # ln 2 - log(1 + e^{-|r|}) - |r| e^{-|r|} / (1 + e^{-|r|}) (no x - x cancellation).
-    small = abs_t < 0.5
-    log_term = jnp.log1p(jnp.where(small, -abs_t * abs_t, decay))
+    abs_t = jnp.tanh(0.5 * abs_r)  # |t|, t = tanh(r / 2) = (q - p) / (q + p)
+    decay = jnp.exp(-abs_r)
+    # h(t) = t atanh t + log(1 - t^2) / 2: its series in t^2 for |t| < 1/2 (|r| < ln 3), else
+    # ln 2 - log(1 + e^{-|r|}) - |r| e^{-|r|} / (1 + e^{-|r|}) (no cancellation either way).
+    small = abs_r < _LN3
     h = jnp.where(
         small,
-        0.5 * (abs_r * abs_t + log_term),
-        LN2 - log_term - abs_r * decay / (1.0 + decay),
+        _js_series(jnp.where(small, abs_t * abs_t, 0.0)),
+        LN2 - jnp.log(1.0 + decay) - abs_r * decay / (1.0 + decay),
     )
     js = jnp.sum(0.5 * (p + q) * jnp.maximum(h, 0.0), axis)
-    # q g(-r): the series near 0; else q (e^{-r} - 1) + q r with q (e^{-r} - 1) = em q (r >= 0)
-    # or -em p (r < 0), which stays finite when q underflows.
+    # q g(-r): the series near 0; else q (e^{-r} - 1) + q r with q (e^{-r} - 1) = (e^{-|r|} - 1) q
+    # (r >= 0) or (1 - e^{-|r|}) p (r < 0), which stays finite when q underflows.
     series = abs_r < _SERIES_RADIUS
     g = _expm1_minus_identity(jnp.where(series, -r, 0.0))
-    far = em * jnp.where(r >= 0, q, -p) + q * r
+    far = (decay - 1.0) * jnp.where(r >= 0, q, -p) + q * r
     kl = jnp.sum(jnp.maximum(jnp.where(series, q * g, far), 0.0), axis)
     return js, kl
 

@@ -131,11 +131,14 @@ def closed_form_singles(
     sums = jnp.swapaxes(_single_sums(alpha, z), 1, 2)  # [B, C + 1, n]
     mass = sums[:, -1:, :]
     has = mass > 0
-    zbar = jnp.where(has, sums[:, :-1] / jnp.where(has, mass, 1.0), 0.0)  # [B, C, n]
+    zbar = sums[:, :-1] * jnp.where(has, 1.0 / jnp.where(has, mass, 1.0), 0.0)  # [B, C, n]
     change = alpha[:, None, :] * (zbar - jnp.swapaxes(z, 1, 2))
     if not unit_mass:
         change = change + (1.0 - jnp.sum(alpha, axis=1))[:, None, None] * zbar
-    return _class_rows(sums, bias), change
+    num_classes = zbar.shape[1]
+    if num_classes <= _UNROLL_CLASSES:
+        return [zbar[:, c] + bias[c] for c in range(num_classes)], change
+    return jnp.swapaxes(zbar, 1, 2) + bias, change
 
 
 def argmax_rows(rows: list[jax.Array]) -> jax.Array:
