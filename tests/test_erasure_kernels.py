@@ -200,6 +200,16 @@ def test_js_and_kl_properties():
             lp, lq = np_log_softmax(p), np_log_softmax(q)
             want = np.sum(np.exp(lq) * (lq - lp), -1)
             np.testing.assert_allclose(kl, np.maximum(want, 0), rtol=1e-4, atol=1e-4)
+    # A class impossible in both outputs (-inf logits) counts as absent.
+    with_inf = np.concatenate([p[:20], np.full((20, 1), -np.inf)], 1)
+    q_inf = np.concatenate([q[:20], np.full((20, 1), -np.inf)], 1)
+    for fn in (js_divergence, kl_divergence):
+        np.testing.assert_allclose(
+            fn(jnp.asarray(with_inf), jnp.asarray(q_inf)),
+            fn(jnp.asarray(p[:20]), jnp.asarray(q[:20])),
+            rtol=1e-6,
+            atol=1e-12,
+        )
     # Disjoint supports reach ln 2.
     np.testing.assert_allclose(
         js_divergence(jnp.array([80.0, -80.0]), jnp.array([-80.0, 80.0])), LN2, rtol=1e-6

@@ -55,8 +55,9 @@ def js_and_kl_from_change(
     logits_p: the original logits l, broadcastable to `delta`; delta: the change of the logits
     (e.g. `[batch, items, classes]`); `axis`: the class axis (a middle axis, e.g. of a class-major
     `[batch, classes, items]` array, keeps the work vectorised along items). Returns two arrays
-    without the class axis, both >= 0 (JS <= ln 2 up to round-off), never NaN for finite input.
-    Small changes keep their relative precision (see the module docstring).
+    without the class axis, both >= 0 (JS <= ln 2 up to round-off), never NaN for finite input;
+    a class whose logit is -inf with a change of 0 counts as absent. Small changes keep their
+    relative precision (see the module docstring).
     """
     delta = jnp.asarray(delta)
     logits_p = jnp.asarray(logits_p, delta.dtype)
@@ -81,6 +82,7 @@ def js_and_kl_from_change(
         w - jnp.log1p(jnp.maximum(a, -0.5)),
         shifted_q - jnp.log(sum_e) - log_p,
     )
+    r = jnp.where((p > 0) | (q > 0), r, 0.0)  # a class absent from both (e.g. -inf logits)
     abs_r = jnp.abs(r)
     abs_t = jnp.tanh(0.5 * abs_r)  # |t|, t = tanh(r / 2) = (q - p) / (q + p)
     decay = jnp.exp(-abs_r)
@@ -107,7 +109,8 @@ def js_and_kl_raw(logits_p: jax.Array, logits_q: jax.Array) -> tuple[jax.Array, 
     `logits_q - logits_p` (`js_and_kl_from_change`). Returns two `[...]` arrays; "raw": not
     clipped to [0, ln 2] (the terms are >= 0 by construction, so both are >= 0)."""
     logits_p, logits_q = jnp.asarray(logits_p), jnp.asarray(logits_q)
-    return js_and_kl_from_change(logits_p, logits_q - logits_p)
+    delta = jnp.where(logits_q == logits_p, 0.0, logits_q - logits_p)  # -inf in both: no change
+    return js_and_kl_from_change(logits_p, delta)
 
 
 def kl_divergence_raw(logits_a: jax.Array, logits_b: jax.Array) -> jax.Array:
