@@ -289,9 +289,10 @@ _suite_kernel = jax.jit(_suite_body, static_argnames=("head", "spec"))
 def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
     """`_suite_kernel` run by every device of `mesh` on its own rows (`jax.shard_map`).
 
-    Every result is per document, so no device talks to another: no collectives, and the host
-    sort callbacks see only their device's rows (under plain SPMD partitioning the callbacks force
-    the whole batch onto one device, and on a CPU with few threads that all-gather can deadlock).
+    Every result is per document, so no device talks to another: no collectives. Sorting uses
+    `jax.lax.sort` (`spec.host_sorts` is False): under plain SPMD partitioning the numpy sort
+    callbacks forced the whole batch onto one device, and on a CPU with as many devices as pool
+    threads every thread could end up waiting inside a callback (a deadlock).
     """
     rows = P(parallel.DATA_AXIS)
     body = functools.partial(_suite_body, head=head, spec=spec)
