@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -33,6 +34,37 @@ def _load_pure_state(node: nnx.Module | nnx.Optimizer, pure: dict) -> None:
     nnx.update(node, state)
 
 
+def _shape_differences(target: dict, mgr: ocp.CheckpointManager, step: int) -> list[str]:
+    """Arrays of `target` missing from, extra to, or shaped unlike the checkpoint at `step`, by its
+    metadata; empty when they fit or when the metadata cannot be read (restore then reports it)."""
+    try:
+        saved = mgr.item_metadata(step)["state"]
+    except Exception:  # unreadable metadata: left to restore's own error
+        return []
+    if saved is None:
+        return []
+
+    def shapes(tree) -> dict[str, tuple | None]:
+        out = {}
+        for path, x in jax.tree_util.tree_leaves_with_path(tree):
+            name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+            dtype = getattr(x, "dtype", None)
+            is_key = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+            out[name] = None if is_key else getattr(x, "shape", None)  # keys are saved as data
+        return out
+
+    want, have = shapes(target), shapes(saved)
+    diffs = []
+    for key in sorted(want.keys() | have.keys()):
+        if key not in have:
+            diffs.append(f"{key} is not in the checkpoint")
+        elif key not in want:
+            diffs.append(f"{key} is not in the model")
+        elif None not in (want[key], have[key]) and tuple(want[key]) != tuple(have[key]):
+            diffs.append(f"{key}: checkpoint {tuple(have[key])}, model {tuple(want[key])}")
+    return diffs
+
+
 class RunCheckpoints:
     """The two checkpoint managers (latest, best) of one run folder.
 
@@ -44,7 +76,14 @@ class RunCheckpoints:
         self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
         options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
         self._managers = {
-            name: ocp.CheckpointManager(os.path.join(self.root, name), options=options)
+            name: ocp.CheckpointManager(
+                os.path.join(self.root, name),
+                options=options,
+                item_handlers={  # named, so that item_metadata can read the array shapes
+                    "state": ocp.StandardCheckpointHandler(),
+                    "meta": ocp.JsonCheckpointHandler(),
+                },
+            )
             for name in (LATEST, BEST)
         }
 
@@ -101,6 +140,14 @@ class RunCheckpoints:
         target = {"model": _pure_state(model)}
         if opt is not None:
             target["opt"] = _pure_state(opt)
+        where = os.path.join(self.root, which, str(step))
+        diffs = _shape_differences(target, mgr, step)
+        if diffs:  # checked before restoring: orbax would fail inside its asynchronous reads
+            raise CheckpointError(
+                f"Checkpoint {where} does not fit the model built from this run's config "
+                f"({'; '.join(diffs[:4])}). It was probably written by another model or config: "
+                "use the config.json saved with that run, or train into a fresh --workdir."
+            )
         try:
             restored = mgr.restore(
                 step,
