@@ -23,28 +23,28 @@ import jax.numpy as jnp
 LN2 = math.log(2.0)
 # g(u) = sum_{k>=2} u^k / k! for |u| < _SERIES_RADIUS: terms up to u^10 (float32), u^18 (float64).
 _SERIES_RADIUS = 0.5
-
-
 _LN3 = math.log(3.0)  # |r| < ln 3  <=>  |tanh(r / 2)| < 1/2
+
+
+def _horner(x: jax.Array, coefficients: list[float]) -> jax.Array:
+    """sum_k coefficients[k] x^k by Horner's rule."""
+    acc = jnp.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        acc = acc * x + c
+    return acc
 
 
 def _js_series(t2: jax.Array) -> jax.Array:
     """h(t) = sum_{k>=1} t^{2k} / (2k (2k - 1)) = ((1+t) log(1+t) + (1-t) log(1-t)) / 2, given
     t^2 <= 1/4: terms up to t^18 (float32), t^46 (float64)."""
     last = 9 if jnp.dtype(t2.dtype).itemsize <= 4 else 23
-    acc = jnp.full_like(t2, 1.0 / (2 * last * (2 * last - 1)))
-    for k in range(last - 1, 0, -1):
-        acc = acc * t2 + 1.0 / (2 * k * (2 * k - 1))
-    return acc * t2
+    return _horner(t2, [1.0 / (2 * k * (2 * k - 1)) for k in range(1, last + 1)]) * t2
 
 
 def _expm1_minus_identity(u: jax.Array) -> jax.Array:
     """g(u) = e^u - 1 - u for |u| <= 1/2 by its Taylor series (no cancellation)."""
     last = 10 if jnp.dtype(u.dtype).itemsize <= 4 else 18
-    acc = jnp.full_like(u, 1.0 / math.factorial(last))
-    for k in range(last - 1, 1, -1):
-        acc = acc * u + 1.0 / math.factorial(k)
-    return acc * u * u
+    return _horner(u, [1.0 / math.factorial(k) for k in range(2, last + 1)]) * u * u
 
 
 def js_and_kl_from_change(

@@ -128,17 +128,11 @@ def closed_form_singles(
       and M = sum_j a_j: zbar_i - sum_j a_j z_j = a_i (zbar_i - z_i) + (1 - M) zbar_i.
       `unit_mass`: the weights are a softmax, M = 1 exactly (the round-off term is dropped).
     """
-    sums = jnp.swapaxes(_single_sums(alpha, z), 1, 2)  # [B, C + 1, n]
-    mass = sums[:, -1:, :]
-    has = mass > 0
-    zbar = sums[:, :-1] * jnp.where(has, 1.0 / jnp.where(has, mass, 1.0), 0.0)  # [B, C, n]
+    zbar = _class_means(jnp.swapaxes(_single_sums(alpha, z), 1, 2))  # [B, C, n]
     change = alpha[:, None, :] * (zbar - jnp.swapaxes(z, 1, 2))
     if not unit_mass:
         change = change + (1.0 - jnp.sum(alpha, axis=1))[:, None, None] * zbar
-    num_classes = zbar.shape[1]
-    if num_classes <= _UNROLL_CLASSES:
-        return [zbar[:, c] + bias[c] for c in range(num_classes)], change
-    return jnp.swapaxes(zbar, 1, 2) + bias, change
+    return _rows_plus_bias(zbar, bias), change
 
 
 def argmax_rows(rows: list[jax.Array]) -> jax.Array:
@@ -177,15 +171,33 @@ def closed_form_curves(
 _UNROLL_CLASSES = 32
 
 
-def _class_rows(sums: jax.Array, bias: jax.Array) -> list[jax.Array] | jax.Array:
-    """Logits from class-major sums `[..., classes + 1, items]` (last row: remaining mass).
-
-    Returns one `[..., items]` array per class when there are few classes (elementwise work
-    that XLA vectorises along items), else one `[..., items, classes]` array.
-    """
-    mass = sums[..., -1, :]
+def _inverse_mass(mass: jax.Array) -> jax.Array:
+    """1 / remaining mass, and 0 where nothing remains (the logits are then the bias alone)."""
     has = mass > 0
-    inv = jnp.where(has, 1.0 / jnp.where(has, mass, 1.0), 0.0)  # all removed: the bias alone
+    return jnp.where(has, 1.0 / jnp.where(has, mass, 1.0), 0.0)
+
+
+def _class_means(sums: jax.Array) -> jax.Array:
+    """Class-major sums `[..., classes + 1, items]` (last row: remaining mass) -> the renormalised
+    means `[..., classes, items]`."""
+    return sums[..., :-1, :] * _inverse_mass(sums[..., -1:, :])
+
+
+def _rows_plus_bias(means: jax.Array, bias: jax.Array) -> list[jax.Array] | jax.Array:
+    """Logits from class-major means `[..., classes, items]`: one `[..., items]` array per class
+    when there are few classes (elementwise work that XLA vectorises along items), else one
+    `[..., items, classes]` array."""
+    num_classes = means.shape[-2]
+    if num_classes <= _UNROLL_CLASSES:
+        return [means[..., c, :] + bias[c] for c in range(num_classes)]
+    return jnp.swapaxes(means, -1, -2) + bias
+
+
+def _class_rows(sums: jax.Array, bias: jax.Array) -> list[jax.Array] | jax.Array:
+    """`_rows_plus_bias(_class_means(sums), bias)`, each row scaled separately: on the prefix
+    removals' 4-d sums this fuses better (0.3-0.4 ms less at 64 x 256 on CPU than the means
+    array first)."""
+    inv = _inverse_mass(sums[..., -1, :])
     num_classes = sums.shape[-2] - 1
     if num_classes <= _UNROLL_CLASSES:
         return [sums[..., c, :] * inv + bias[c] for c in range(num_classes)]

@@ -157,14 +157,14 @@ class RunCheckpoints:
             )
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(
-                f"Checkpoint {os.path.join(self.root, which, str(step))} does not fit the model "
+                f"Checkpoint {where} does not fit the model "
                 f"built from this run's config ({type(err).__name__}: {str(err)[:300]}). It was "
                 "probably written by another model or config: use the config.json saved with that "
                 "run, or train into a fresh --workdir."
             ) from err
         except Exception as err:  # orbax raises assorted errors for truncated/corrupt files
             raise CheckpointError(
-                f"Could not read checkpoint {os.path.join(self.root, which, str(step))} "
+                f"Could not read checkpoint {where} "
                 f"({type(err).__name__}: {str(err)[:300]}). It is missing files or corrupt: delete "
                 "that step folder to fall back to an older one, or retrain into a fresh --workdir."
             ) from err
