@@ -13,13 +13,14 @@ from attn_interp.data import imdb as _imdb  # noqa: F401  (registers "imdb_50k")
 from attn_interp.data import local as _local  # noqa: F401  (registers "local")
 from attn_interp.data import yahoo as _yahoo  # noqa: F401  (registers "yahoo_answers_10k")
 from attn_interp.data.batching import BatchConfig, apply_training_caps, make_batches, padding_stats
+from attn_interp.data.checks import UnusableDataError, validate_for_training
 from attn_interp.data.config import DataConfig
 from attn_interp.data.dataset import LoadedDataset, Split
 from attn_interp.data.encoding import EncodedCorpus, build_vocabulary, encode_corpus
 from attn_interp.data.fetch import FetchError
 from attn_interp.data.paper import loaders as _paper  # noqa: F401  (registers the paper's datasets)
 from attn_interp.data.paper.splits import PAPER_TRAINING_CAPS, paper_batch_config
-from attn_interp.data.readers import DataFormatError
+from attn_interp.data.readers import DataFormatError, normalize_label
 from attn_interp.data.registry import available_datasets, load_splits, register_dataset
 from attn_interp.data.sentences import split_sentences, tokenize_sentences
 from attn_interp.data.text import normalize_text, tokenize
@@ -34,6 +35,7 @@ __all__ = [
     "LoadedDataset",
     "PAPER_TRAINING_CAPS",
     "Split",
+    "UnusableDataError",
     "Vocabulary",
     "apply_training_caps",
     "available_datasets",
@@ -41,6 +43,7 @@ __all__ = [
     "encode_corpus",
     "load_splits",
     "make_batches",
+    "normalize_label",
     "normalize_text",
     "padding_stats",
     "paper_batch_config",
@@ -48,4 +51,5 @@ __all__ = [
     "split_sentences",
     "tokenize",
     "tokenize_sentences",
+    "validate_for_training",
 ]

@@ -8,7 +8,9 @@ counts of skipped rows by reason. Bad rows are handled by a policy:
   with file and line, and go on.
 
 Rows whose text is empty or whitespace-only are always skipped and counted as ``empty_text`` (the
-paper's reader skipped them too).
+paper's reader skipped them too). In `read_table` a row with text but a blank label is a bad row
+(``blank_label``), and labels go through `normalize_label`: equal numbers are one class (``1``,
+``"1"``, ``1.0`` and ``"1.0"`` all become ``"1"``; ``"2.50"`` becomes ``"2.5"``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import decimal
 import io
 import json
-import math
 import re
 from pathlib import Path
 
@@ -31,6 +33,7 @@ __all__ = [
     "read_bolt_tsv",
     "read_table",
     "detect_format",
+    "normalize_label",
 ]
 
 _SURROGATE = re.compile(r"[\udc80-\udcff]")
@@ -151,12 +154,35 @@ def detect_format(path: str | Path, fmt: str = "auto") -> str:
     return suffix
 
 
-def _label_str(value: object) -> str:
+def normalize_label(value: object) -> str:
+    """The class name of a raw label: stripped text, with numbers in one canonical form.
+
+    A label that reads as a finite number is written without exponent, trailing zeros or a
+    trailing point, so equal numbers give one class: ``1``, ``"1"``, ``1.0``, ``"1.0"``, ``"+1"``
+    -> ``"1"``; ``"2.50"`` -> ``"2.5"``; ``-0.0`` -> ``"0"``. JSON booleans become ``"true"`` /
+    ``"false"``; any other label is its stripped text (``""`` for a blank one).
+    """
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    if "_" in text:  # Decimal would read "1_0" as 10
+        return text
+    try:
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return text
+    if not number.is_finite():
+        return text
+    return "0" if number.is_zero() else format(number.normalize(), "f")
+
+
+def _add_labelled(rows: RawRows, bad, text: str, label: object, lineno: int) -> None:
+    """Adds a row with its normalised label; a blank label on a row with text is a bad row."""
+    name = normalize_label(label)
+    if not name and text.strip():
+        bad("blank_label", lineno, "blank label")
+        return
+    rows.add(text, name, lineno)
 
 
 def _column_index(header: list[str], name: str, path: Path) -> int:
@@ -228,7 +254,7 @@ def read_table(
             if _has_bad_utf8(fields[ti], fields[li]):
                 bad("bad_utf8", lineno, "invalid UTF-8 bytes")
                 continue
-            rows.add(fields[ti], fields[li].strip(), lineno)
+            _add_labelled(rows, bad, fields[ti], fields[li], lineno)
         return rows
     raise AssertionError(fmt)
 
@@ -258,7 +284,7 @@ def _read_csv(path: Path, rows: RawRows, bad, text_column: str, label_column: st
         if _has_bad_utf8(fields[ti], fields[li]):
             bad("bad_utf8", lineno, "invalid UTF-8 bytes")
             continue
-        rows.add(fields[ti], fields[li].strip(), lineno)
+        _add_labelled(rows, bad, fields[ti], fields[li], lineno)
 
 
 def _add_object(obj, lineno, rows, bad, text_column, label_column) -> None:
@@ -278,7 +304,7 @@ def _add_object(obj, lineno, rows, bad, text_column, label_column) -> None:
     if label is None or isinstance(label, (dict, list)):
         bad("malformed_row", lineno, f"field {label_column!r} is not a scalar label")
         return
-    rows.add(text, _label_str(label), lineno)
+    _add_labelled(rows, bad, text, label, lineno)
 
 
 def load_json_array(path: Path, what: str) -> list:

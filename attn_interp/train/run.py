@@ -153,6 +153,7 @@ def train_and_evaluate(
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     loaded = data_lib.load_splits(data_cfg)
+    data_lib.validate_for_training(loaded)  # before anything is written or trained
     vocab_path = os.path.join(workdir, VOCAB_FILE)
     if os.path.exists(vocab_path):
         vocab = data_lib.Vocabulary.load(vocab_path)
@@ -186,6 +187,7 @@ def train_and_evaluate(
         for name in ("train", "validation", "test")
     }
     bcfg = batch_config(train_cfg)
+    data_lib.validate_for_training(loaded, corpora, bcfg)
 
     ratio = train_cfg.shape_ladder_ratio
 
