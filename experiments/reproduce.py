@@ -97,14 +97,14 @@ def stats_stage(data_cfg, workdir: str, min_count: int) -> dict:
     """Table 1 figures of one dataset, cached in WORKDIR/dataset_stats/DATASET.json."""
     from attn_interp.data import load_splits
 
-    path = os.path.join(workdir, "dataset_stats", f"{data_cfg.dataset}.json")
+    path = os.path.join(workdir, "dataset_stats", f"{data_cfg.corpus_name}.json")
     if os.path.isfile(path):
         with open(path) as f:
             stats = json.load(f)
         if stats.get("config") == _json(data_cfg):
-            log(f"dataset statistics of {data_cfg.dataset}: reusing {path}")
+            log(f"dataset statistics of {data_cfg.corpus_name}: reusing {path}")
             return stats
-    log(f"dataset statistics of {data_cfg.dataset}: computing")
+    log(f"dataset statistics of {data_cfg.corpus_name}: computing")
     stats = dataset_stats.compute_stats(load_splits(data_cfg), min_count=min_count)
     stats["config"] = _json(data_cfg)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -123,7 +123,7 @@ def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_c
 
     final_path = os.path.join(run_dir, FINAL_FILE)
     if os.path.isfile(final_path):
-        log(f"train {arch} on {data_cfg.dataset}: finished run found, reusing {run_dir}")
+        log(f"train {arch} on {data_cfg.corpus_name}: finished run found, reusing {run_dir}")
         with open(final_path) as f:
             return json.load(f)
     preset = preset_for(data_cfg.dataset, arch)
@@ -135,13 +135,13 @@ def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_c
     if epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
     train_cfg = dataclasses.replace(train_cfg, progress=not smoke)
-    log(f"train {arch} on {data_cfg.dataset}: up to {train_cfg.epochs} epochs into {run_dir}")
+    log(f"train {arch} on {data_cfg.corpus_name}: up to {train_cfg.epochs} epochs into {run_dir}")
     start = time.perf_counter()
     final = train_and_evaluate(
         data_cfg, train_cfg, run_dir, arch=arch, model_overrides=overrides, min_count=min_count
     )
     log(
-        f"train {arch} on {data_cfg.dataset}: test accuracy {final['test_accuracy']:.4f} after "
+        f"train {arch} on {data_cfg.corpus_name}: test accuracy {final['test_accuracy']:.4f} after "
         f"{final['epochs']} epochs ({time.perf_counter() - start:.0f} s)"
     )
     return final
@@ -231,18 +231,21 @@ def run() -> str:
         f"{jax.default_backend()}{'; smoke mode' if smoke else ''}"
     )
     all_stats, all_models = [], []
+    names = []
     for dataset in datasets:
         data_cfg = data_config(dataset, smoke)
+        name = data_cfg.corpus_name  # a local corpus's own name (--local_name)
+        names.append(name)
         all_stats.append(stats_stage(data_cfg, workdir, min_count))
         for arch in models:
-            run_dir = os.path.join(workdir, "runs", dataset, arch)
+            run_dir = os.path.join(workdir, "runs", name, arch)
             train_stage(
                 data_cfg, arch, run_dir, epochs=_EPOCHS.value, smoke=smoke, min_count=min_count
             )
-            erasure_stage(run_dir, f"{arch} on {dataset}", config, max_docs, progress=not smoke)
+            erasure_stage(run_dir, f"{arch} on {name}", config, max_docs, progress=not smoke)
             all_models.append(load_model_results(run_dir))
     notes = [
-        f"Datasets: {', '.join(datasets)}. Models: {', '.join(models)}. "
+        f"Datasets: {', '.join(names)}. Models: {', '.join(models)}. "
         f"Epochs: {_EPOCHS.value or ('1 (smoke)' if smoke else 'preset')}. "
         f"Erased test documents per model: {'all' if max_docs is None else f'first {max_docs}'}.",
         f"Erasure settings: random item r drawn in '{config.random_mode}' mode, "

@@ -133,3 +133,47 @@ def test_one_document_dataset_is_refused_before_training(tmp_path):
     assert not os.path.exists(workdir / "checkpoints") and not os.path.exists(
         workdir / "vocab.json"
     )
+
+
+def test_local_name_names_the_corpus_and_is_checked(tmp_path):
+    path = tmp_path / "complaints.csv"
+    path.write_text("text,label\n" + "".join(f"complaint {i},{'ab'[i % 2]}\n" for i in range(30)))
+    cfg = DataConfig(dataset="local", local_path=str(path), local_name="cfpb")
+    assert cfg.corpus_name == "cfpb" and load_splits(cfg).name == "cfpb"
+    assert DataConfig(dataset="local").corpus_name == "local"
+    assert dataclasses.replace(cfg, dataset="imdb_50k").corpus_name == "imdb_50k"
+    for bad in ("", "a/b", "../up", ".hidden", "two words"):
+        with pytest.raises(ValueError, match="local_name must be a folder-safe name"):
+            DataConfig(dataset="local", local_name=bad)
+    with pytest.raises(ValueError, match="'imdb_50k' is the name of a registered dataset"):
+        load_splits(dataclasses.replace(cfg, local_name="imdb_50k"))
+
+
+def test_table1_names_each_corpus_and_its_classes():
+    from attn_interp.analysis import dataset_table
+
+    split = {"train": {"mean": 3.0, "sd": 1.0}}
+    stats = [
+        {"dataset": name, "num_classes": len(classes), "class_names": classes,
+         "splits": {"train": 5}, "tokens_per_doc": split, "sentences_per_doc": split,
+         "multi_sentence_share": {"train": 0.5}}
+        for name, classes in (("cfpb", ["Mortgage", "Debt collection"]), ("other", ["1", "2"]))
+    ]  # fmt: skip
+    table = dataset_table(stats)
+    assert [r["dataset"] for r in table.as_dicts()] == ["cfpb", "other"]
+    assert "Classes of cfpb: Mortgage, Debt collection. Classes of other: 1, 2." in table.note
+
+
+def test_run_folder_written_before_a_new_data_field_still_resumes(tmp_path):
+    from attn_interp.train.run import RunFolderError, _check_same_run
+    from attn_interp.train.serialize import config_to_json
+
+    record = {"data": config_to_json(DataConfig(dataset="local", local_path="x.csv")), "k": 1}
+    old = json.loads(json.dumps(record))
+    del old["data"]["local_name"]  # written by a version without the field
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    _check_same_run(str(path), record)  # the missing field reads as its default
+    renamed = {**record, "data": {**record["data"], "local_name": "cfpb"}}
+    with pytest.raises(RunFolderError, match="data.local_name: 'local' -> 'cfpb'"):
+        _check_same_run(str(path), renamed)

@@ -29,14 +29,15 @@ def test_dataset_stats_launcher_on_local_files(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.dataset_stats", "--dataset=local",
          f"--local_path={path}", "--local_text_column=review", "--local_label_column=stars",
-         "--local_split_fractions=0.5,0.25,0.25", "--min_count=2"],
+         "--local_split_fractions=0.5,0.25,0.25", "--min_count=2", "--local_name=reviews"],
         cwd=_REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.strip().splitlines()
     stats = json.loads(out[-1])
     assert "tokens/doc" in "\n".join(out[:-1])
-    assert stats["dataset"] == "local"
+    assert stats["dataset"] == "reviews"  # --local_name
+    assert "Dataset reviews: 5 classes" in out[0] and "classes: 1, 2, 3, 4, 5" in out[2]
     assert stats["num_classes"] == len(stats["class_names"])
     assert stats["class_names"] == sorted(stats["class_names"], key=int)
     assert sum(stats["splits"].values()) == 61  # the blank row is skipped at load time

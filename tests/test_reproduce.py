@@ -55,6 +55,7 @@ def smoke_run(tmp_path_factory):
         "--smoke",
         "--dataset=local",
         f"--local_path={data}",
+        "--local_name=tiny",  # a local corpus keeps its own name in folders and the report
         f"--cache_dir={tmp_path / 'cache'}",
         "--models=flan_noenc",
         "--min_count=1",
@@ -70,7 +71,7 @@ def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
     assert f"report written: {report_md}" in first.stdout
     for stage in ("dataset statistics", "train flan_noenc", "erasure flan_noenc", "report:"):
         assert stage in first.stdout
-    run_dir = workdir / "runs" / "local" / "flan_noenc"
+    run_dir = workdir / "runs" / "tiny" / "flan_noenc"
     final = json.loads((run_dir / "final.json").read_text())
     with np.load(run_dir / "erasure" / "results.npz") as f:
         seq, top, rand = f["seq_len"], f["single_top_flip"], f["single_rand_flip"]
@@ -81,7 +82,7 @@ def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
     f_rand = 100 * np.mean(rand[inc] != -1)
     assert f"flips the decision in {f_top:.1f}% of documents" in text
     assert f"a random other item r in {f_rand:.1f}%" in text
-    assert f"| local | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
+    assert f"| tiny | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
     assert "SMOKE RUN" in text
     figures = os.listdir(workdir / "report" / "figures")
     for stem in ("fig3_js_vs_alpha_attention", "fig4_negative_js_hist", "fig5_removal_frac"):
@@ -89,14 +90,16 @@ def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
         assert f"figures/{stem}_flan_noenc.png" in text
     page = (workdir / "report" / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 5  # self-contained: figures inlined
-    assert (workdir / "report" / "documents" / "local_flan_noenc.html").is_file()
-    stats = json.loads((workdir / "dataset_stats" / "local.json").read_text())
-    assert stats["num_classes"] == 3
+    assert (workdir / "report" / "documents" / "tiny_flan_noenc.html").is_file()
+    stats = json.loads((workdir / "dataset_stats" / "tiny.json").read_text())
+    assert stats["num_classes"] == 3 and stats["dataset"] == "tiny"
+    assert "Classes of tiny: neg, pos, mid." in text  # Table 1: classes as read (first seen)
+    assert not (workdir / "runs" / "local").exists()
 
 
 def test_rerun_skips_finished_stages(smoke_run):
     workdir, args, _, tmp_path = smoke_run
-    summary = workdir / "runs" / "local" / "flan_noenc" / "erasure" / "summary.json"
+    summary = workdir / "runs" / "tiny" / "flan_noenc" / "erasure" / "summary.json"
     before = summary.stat().st_mtime_ns
     again = _run(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -110,7 +113,7 @@ def test_results_of_an_older_engine_are_recomputed(smoke_run):
     from attn_interp.erasure.evaluate import RESULTS_REVISION
 
     workdir, args, _, tmp_path = smoke_run
-    manifest = workdir / "runs" / "local" / "flan_noenc" / "erasure" / "manifest.json"
+    manifest = workdir / "runs" / "tiny" / "flan_noenc" / "erasure" / "manifest.json"
     older = json.loads(manifest.read_text())
     older["results_revision"] = RESULTS_REVISION - 1
     manifest.write_text(json.dumps(older))

@@ -104,7 +104,7 @@ def dataset_table(stats: Sequence[Mapping[str, Any]]) -> Table:
     """Table 1 from `experiments.dataset_stats.compute_stats` dicts (one per dataset).
 
     One row per dataset and split: documents, tokens and sentences per document (mean ± SD), and
-    the share of documents with more than one sentence.
+    the share of documents with more than one sentence. The note names each dataset's classes.
     """
     rows = []
     for st in stats:
@@ -134,7 +134,12 @@ def dataset_table(stats: Sequence[Mapping[str, Any]]) -> Table:
         "Table 1: datasets",
         cols,
         tuple(rows),
-        note="Mean ± population SD; sentences by the rule-based splitter.",
+        note="Mean ± population SD; sentences by the rule-based splitter."
+        + "".join(
+            f" Classes of {st['dataset']}: {', '.join(map(str, st['class_names']))}."
+            for st in stats
+            if st.get("class_names")
+        ),
         percent_columns=("% docs > 1 sentence",),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 __all__ = ["DataConfig"]
 
@@ -24,6 +25,9 @@ class DataConfig:
     local_train, local_validation, local_test: dataset "local": given split files instead of
       `local_path`. Train and test are required; a missing validation file is carved out of train
       by hash with the share ``fractions[1] / (fractions[0] + fractions[1])``.
+    local_name: dataset "local": the corpus's name in Table 1, the report, run folders and logs
+      (e.g. "cfpb"), so two corpora of one workdir stay apart; letters, digits, "_", "-", "."
+      only. Ignored by the other datasets.
     local_format: "auto" (by extension), "tsv", "csv", "jsonl" or "json".
     local_text_column, local_label_column: column / field names of the text and the label.
     local_split_fractions: train / validation / test shares for the hash split; they sum to 1.
@@ -41,6 +45,7 @@ class DataConfig:
     local_train: str | None = None
     local_validation: str | None = None
     local_test: str | None = None
+    local_name: str = "local"
     local_format: str = "auto"
     local_text_column: str = "text"
     local_label_column: str = "label"
@@ -63,7 +68,20 @@ class DataConfig:
         object.__setattr__(self, "local_split_fractions", fr)
         if self.bad_rows not in ("error", "skip"):
             raise ValueError(f"bad_rows must be 'error' or 'skip', got {self.bad_rows!r}")
+        if not _NAME.fullmatch(self.local_name):
+            raise ValueError(
+                f"local_name must be a folder-safe name (letters, digits, '_', '-', '.'; starting "
+                f"with a letter or digit), got {self.local_name!r}"
+            )
         if self.max_docs_per_split is not None and self.max_docs_per_split < 1:
             raise ValueError(
                 f"max_docs_per_split must be a positive integer or None, got {self.max_docs_per_split}"
             )
+
+    @property
+    def corpus_name(self) -> str:
+        """The dataset's name in reports, folders and logs: `local_name` for "local", else `dataset`."""
+        return self.local_name if self.dataset == "local" else self.dataset
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -4,6 +4,9 @@ Either one file split deterministically by a hash of each (whitespace-collapsed,
 (`DataConfig.local_path`), so duplicates always land in the same split and the split is the same on
 every machine, or given split files (`local_train`, `local_test`, optional `local_validation`).
 
+The corpus is named `DataConfig.local_name` (default "local") in the loaded dataset, and through it
+in Table 1, the report, run folders and logs.
+
 Label names: sorted numerically when every train label is a number (``"1"`` ... ``"10"``), else in
 first-seen order in train. A validation/test label never seen in train is a bad row (`bad_rows`).
 """
@@ -19,7 +22,7 @@ import numpy as np
 from attn_interp.data.config import DataConfig
 from attn_interp.data.dataset import LoadedDataset, Split
 from attn_interp.data.readers import BadRowPolicy, RawRows, read_table
-from attn_interp.data.registry import register_dataset
+from attn_interp.data.registry import available_datasets, register_dataset
 
 __all__ = ["hash_unit_interval", "hash_split_ids", "label_names_from_train", "load_local"]
 
@@ -74,6 +77,10 @@ def _read(cfg: DataConfig, path: str) -> RawRows:
 def load_local(cfg: DataConfig) -> LoadedDataset:
     """Loads local files as described in the module docstring."""
     given = [cfg.local_train, cfg.local_validation, cfg.local_test]
+    if cfg.local_name != "local" and cfg.local_name in available_datasets():
+        raise ValueError(
+            f"local_name {cfg.local_name!r} is the name of a registered dataset; choose another"
+        )
     skipped: dict[str, collections.Counter] = {}
     if cfg.local_path and any(given):
         raise ValueError("give either local_path (hash split) or local_train/local_test, not both")
@@ -122,7 +129,7 @@ def load_local(cfg: DataConfig) -> LoadedDataset:
             labels.append(index[label])
         splits[name] = Split(texts, np.asarray(labels, dtype=np.int32))
     return LoadedDataset(
-        "local",
+        cfg.corpus_name,
         class_names,
         splits,
         {k: dict(v) for k, v in skipped.items()},

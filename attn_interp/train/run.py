@@ -91,11 +91,15 @@ def _run_record(model_cfg, train_cfg, data_cfg, class_names, extra) -> dict[str,
 
 
 def _check_same_run(path: str, new: dict[str, Any]) -> None:
+    from attn_interp.data import DataConfig
+
     with open(path) as f:
         old = json.load(f)
 
     def strip(rec):
         rec = json.loads(json.dumps(rec))
+        if isinstance(rec.get("data"), dict):  # DataConfig fields added since read as defaults
+            rec["data"] = config_to_json(config_from_json(DataConfig, rec["data"]))
         for k in _VOLATILE_TRAIN_FIELDS:
             rec.get("train", {}).pop(k, None)
         for k in _VOLATILE_RUN_FIELDS:
