@@ -29,7 +29,9 @@ _MODELS = flags.DEFINE_list("models", list(ARCHITECTURES), "Architectures to tra
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/attn_interp_bench_train", "Base run folder.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Cap on epochs (default: preset).")
 _MAX_DOCS = flags.DEFINE_integer("max_docs_per_split", None, "Smoke runs: docs per split.")
-_EMBEDDINGS = flags.DEFINE_string("embeddings", None, "Word-vector text file.")
+_EMBEDDINGS = flags.DEFINE_string(
+    "embeddings", None, "random, word2vec or a word-vector text file (default: preset)."
+)
 _LR = flags.DEFINE_float("learning_rate", None, "Override the preset learning rate.")
 _PROGRESS = flags.DEFINE_bool("progress", False, "Show tqdm bars.")
 
@@ -48,6 +50,8 @@ def main(argv: list[str]) -> None:
             over["epochs"] = min(_EPOCHS.value, preset.train.epochs)
         if _LR.value:
             over["learning_rate"] = _LR.value
+        if _EMBEDDINGS.value:
+            over["embeddings"] = _EMBEDDINGS.value
         train_cfg = dataclasses.replace(preset.train, **over)
         start = time.perf_counter()
         final = train_and_evaluate(
@@ -56,7 +60,6 @@ def main(argv: list[str]) -> None:
             os.path.join(_WORKDIR.value, arch),
             arch=arch,
             model_overrides=dataclasses.asdict(preset.dropouts),
-            embeddings_path=_EMBEDDINGS.value,
         )
         final["wall_seconds"] = time.perf_counter() - start
         final["epoch_cap"] = train_cfg.epochs

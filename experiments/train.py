@@ -18,6 +18,7 @@ from absl import app, flags, logging
 
 from attn_interp import parallel
 from attn_interp.data import DataConfig
+from attn_interp.embeddings import Word2VecConfig
 from attn_interp.models import ARCHITECTURES
 from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset, preset_for
 from attn_interp.train.run import train_and_evaluate
@@ -31,6 +32,7 @@ _MODEL_FIELDS = {
     "logit_dropout": float,
     "conv_dropout": float,
 }
+_WORD2VEC_FIXED = ("dim", "splits")  # dim = the model's embed_dim; splits: train + validation
 _DEFINERS = {
     bool: flags.DEFINE_bool,
     int: flags.DEFINE_integer,
@@ -66,8 +68,19 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         flag_values=fv,
     )
     flags.DEFINE_string(
-        "embeddings", None, "word2vec/GloVe text file for initial embeddings.", flag_values=fv
+        "embeddings_corpus",
+        None,
+        "--embeddings=word2vec: extra unlabeled UTF-8 text, one document per line.",
+        flag_values=fv,
     )
+    for field in dataclasses.fields(Word2VecConfig):
+        if field.name not in _WORD2VEC_FIXED:
+            _DEFINERS[_field_type(Word2VecConfig, field)](
+                f"word2vec_{field.name}",
+                field.default,
+                f"--embeddings=word2vec: Word2VecConfig.{field.name}.",
+                flag_values=fv,
+            )
     flags.DEFINE_integer("min_count", 5, "Vocabulary: minimum token count.", flag_values=fv)
     define_parallel_flags(fv)
     for field in dataclasses.fields(TrainConfig):
@@ -84,6 +97,17 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
             _DEFINERS[typ](field.name, field.default, doc, flag_values=fv)
     for name, typ in _MODEL_FIELDS.items():
         _DEFINERS[typ](name, None, f"ModelConfig.{name} (default: preset).", flag_values=fv)
+
+
+def word2vec_from_flags(fv: flags.FlagValues = flags.FLAGS) -> Word2VecConfig:
+    """The word2vec settings of the --word2vec_* flags (dim follows the model's embed_dim)."""
+    return Word2VecConfig(
+        **{
+            f.name: fv[f"word2vec_{f.name}"].value
+            for f in dataclasses.fields(Word2VecConfig)
+            if f.name not in _WORD2VEC_FIXED
+        }
+    )
 
 
 def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
@@ -161,7 +185,8 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
             fv.workdir,
             arch=fv.model,
             model_overrides=model_overrides,
-            embeddings_path=fv.embeddings,
+            word2vec=word2vec_from_flags(fv),
+            embeddings_corpus=fv.embeddings_corpus,
             min_count=fv.min_count,
         )
     print(json.dumps(final, sort_keys=True))

@@ -46,6 +46,8 @@ class TrainConfig:
       x ratio (rounded up to 8): bounds the number of jit compilations (0 = keep batch shapes).
     save_every_steps: also save a resumable checkpoint every this many optimizer steps (0 = only at
       epoch ends).
+    embeddings: initial word embeddings: "random" (Xavier-uniform rows), "word2vec" (trained on
+      the dataset's own text, `attn_interp.embeddings`) or the path of a word2vec/GloVe text file.
     """
 
     learning_rate: float = 4e-4
@@ -65,6 +67,7 @@ class TrainConfig:
     max_tokens_per_sentence: int | None = None
     shape_ladder_ratio: float = 2.0
     save_every_steps: int = 50
+    embeddings: str = "random"
     progress: bool = True
 
     def __post_init__(self):
@@ -87,6 +90,10 @@ class TrainConfig:
             )
         if self.save_every_steps < 0:
             raise ValueError("TrainConfig.save_every_steps must be >= 0 (0 = epoch ends only).")
+        if not self.embeddings:
+            raise ValueError(
+                'TrainConfig.embeddings is empty: use "random", "word2vec" or a vector file path.'
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,7 +37,9 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 FINAL_FILE = "final.json"
 _VOLATILE_TRAIN_FIELDS = ("progress",)  # may change between a run and its resumption
+_UNSET_IF_NONE = ("embeddings_path", "word2vec", "embeddings_corpus")
 _VOLATILE_RUN_FIELDS = ("package_version",)  # recorded, but a newer version may resume a run
+RANDOM_EMBEDDINGS, WORD2VEC = "random", "word2vec"  # TrainConfig.embeddings (else: a file)
 DATA_SHA_KEY = "data_sha256"  # config.json: split name -> `Split.fingerprint()` at training
 
 
@@ -80,6 +82,40 @@ def _vocab_words(vocab) -> list[str]:
     return ["<pad>", *vocab.words, "<unk>"]
 
 
+def _word2vec_config(train_cfg: TrainConfig, word2vec: Any, embed_dim: int) -> Any:
+    """The word2vec settings of the run (None unless `train_cfg.embeddings` is "word2vec")."""
+    if train_cfg.embeddings != WORD2VEC:
+        return None
+    from attn_interp.embeddings import Word2VecConfig
+
+    return dataclasses.replace(word2vec or Word2VecConfig(), dim=embed_dim)
+
+
+def _initial_embeddings(
+    train_cfg: TrainConfig, word2vec, loaded, vocab, data_cfg, dim: int, corpus: str | None
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The initial `[vocab, dim]` embedding matrix of a fresh run (None: random init) and what to
+    record about it in final.json."""
+    if train_cfg.embeddings == RANDOM_EMBEDDINGS:
+        return None, {}
+    from attn_interp.data.fetch import resolve_cache_dir
+    from attn_interp.embeddings import word2vec_matrix
+    from attn_interp.models import load_word_vectors
+
+    start = time.perf_counter()
+    if train_cfg.embeddings != WORD2VEC:
+        matrix = load_word_vectors(train_cfg.embeddings, _vocab_words(vocab), dim)
+        return matrix, {"embeddings_seconds": time.perf_counter() - start}
+    matrix, cached = word2vec_matrix(
+        loaded, vocab, word2vec, resolve_cache_dir(data_cfg.cache_dir), extra_corpus=corpus
+    )
+    return matrix, {
+        "embeddings_seconds": time.perf_counter() - start,
+        "word2vec_vectors": cached.path,
+        "word2vec_reused": cached.reused,
+    }
+
+
 def _run_record(model_cfg, train_cfg, data_cfg, class_names, extra) -> dict[str, Any]:
     return {
         "model": config_to_json(model_cfg),
@@ -100,6 +136,11 @@ def _check_same_run(path: str, new: dict[str, Any]) -> None:
         rec = json.loads(json.dumps(rec))
         if isinstance(rec.get("data"), dict):  # DataConfig fields added since read as defaults
             rec["data"] = config_to_json(config_from_json(DataConfig, rec["data"]))
+        if isinstance(rec.get("train"), dict):  # likewise TrainConfig fields (embeddings)
+            rec["train"] = config_to_json(config_from_json(TrainConfig, rec["train"]))
+        for k in _UNSET_IF_NONE:  # run keys added since (None: a random-init run)
+            if rec.get(k, 0) is None:
+                rec.pop(k)
         for k in _VOLATILE_TRAIN_FIELDS:
             rec.get("train", {}).pop(k, None)
         for k in _VOLATILE_RUN_FIELDS:
@@ -132,7 +173,8 @@ def train_and_evaluate(
     *,
     arch: str,
     model_overrides: Mapping[str, Any] | None = None,
-    embeddings_path: str | None = None,
+    word2vec: Any = None,
+    embeddings_corpus: str | None = None,
     min_count: int = 5,
 ) -> dict[str, Any]:
     """Trains `arch` on `data_cfg`'s dataset into `workdir` (resuming if possible); tests the best.
@@ -143,7 +185,9 @@ def train_and_evaluate(
       workdir: run folder (created); re-running with the same arguments resumes.
       arch: one of `attn_interp.models.ARCHITECTURES`.
       model_overrides: extra `ModelConfig` fields (dropouts, embed_dim, hidden, ...).
-      embeddings_path: word2vec/GloVe text file for the initial embeddings (rows are unit-norm).
+      word2vec: `attn_interp.embeddings.Word2VecConfig` used when `train_cfg.embeddings` is
+        "word2vec" (default: the paper's settings); its dim is set to the model's embed_dim.
+      embeddings_corpus: extra unlabeled text (one document per line) for word2vec.
       min_count: vocabulary threshold on train + validation token counts.
 
     Returns:
@@ -151,7 +195,7 @@ def train_and_evaluate(
       validation accuracy of the selected model, epochs, timings and training throughput.
     """
     from attn_interp import data as data_lib
-    from attn_interp.models import ModelConfig, load_word_vectors, make_model
+    from attn_interp.models import ModelConfig, make_model
 
     start = time.perf_counter()
     workdir = os.path.abspath(workdir)
@@ -167,6 +211,7 @@ def train_and_evaluate(
     model_cfg = ModelConfig(
         arch, vocab_size=len(vocab), num_classes=loaded.num_classes, **dict(model_overrides or {})
     )
+    word2vec = _word2vec_config(train_cfg, word2vec, model_cfg.embed_dim)
     record = _run_record(
         model_cfg,
         train_cfg,
@@ -175,7 +220,8 @@ def train_and_evaluate(
         {
             "dataset": loaded.name,
             "min_count": min_count,
-            "embeddings_path": embeddings_path,
+            "word2vec": config_to_json(word2vec) if word2vec is not None else None,
+            "embeddings_corpus": embeddings_corpus,
             DATA_SHA_KEY: {name: split.fingerprint() for name, split in loaded.splits.items()},
             "package_version": attn_interp.__version__,
         },
@@ -210,9 +256,11 @@ def train_and_evaluate(
     ckpt = RunCheckpoints(workdir)
     fresh_run = ckpt.latest_step(LATEST) is None
     ckpt.close()
-    embeddings = None
-    if embeddings_path and fresh_run:
-        embeddings = load_word_vectors(embeddings_path, _vocab_words(vocab), model_cfg.embed_dim)
+    embeddings, embed_info = None, {}
+    if fresh_run:
+        embeddings, embed_info = _initial_embeddings(
+            train_cfg, word2vec, loaded, vocab, data_cfg, model_cfg.embed_dim, embeddings_corpus
+        )
     model = make_model(model_cfg, rngs=nnx.Rngs(train_cfg.seed), embeddings=embeddings)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     logging.info(
@@ -264,6 +312,8 @@ def train_and_evaluate(
         "tokens_seen": result.tokens_seen,
         "resumed_from_step": result.resumed_from_step,
         "backend": jax.default_backend(),
+        "embeddings": train_cfg.embeddings,
+        **embed_info,
     }
     atomic_write_json(os.path.join(workdir, FINAL_FILE), final)
     return final
