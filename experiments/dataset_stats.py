@@ -2,7 +2,11 @@ r"""Prints Table 1 of the paper for one dataset and ends with one JSON line of t
 
     python -m experiments.dataset_stats --dataset=yahoo_answers_10k
     python -m experiments.dataset_stats --dataset=local --local_path=my.csv \
-        --local_text_column=review --local_label_column=stars
+        --local_text_column=review --local_label_column=stars --local_name=reviews
+    python -m experiments.dataset_stats --dataset=local --local_dir=aclImdb \
+        --local_skip_folders=unsup --local_encoding=utf-8
+
+Your own corpus (files, folders, encodings, how validation is carved): docs/datasets.md.
 
 Figures per split: documents, skipped rows/documents by reason, tokens per document (mean ± SD,
 population SD), sentences per document (mean ± SD; rule-based splitter), share of documents with

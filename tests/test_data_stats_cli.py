@@ -56,3 +56,25 @@ def test_dataset_stats_launcher_on_local_files(tmp_path):
     assert abs(mean_tok - n_tok.mean()) < 1e-2
     assert abs(mean_sent - n_sent.mean()) < 1e-2
     assert abs(multi - (n_sent > 1).mean()) < 1e-3
+
+
+def test_dataset_stats_launcher_reads_a_latin1_folder_layout(tmp_path):
+    root = tmp_path / "corpus"
+    for split, n in (("train", 20), ("test", 4)):
+        for label in ("neg", "pos"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                (folder / f"{i}.txt").write_bytes(f"Très {label} {i}. Fin.".encode("latin-1"))
+    env = dict(os.environ, ATTN_INTERP_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.dataset_stats", "--dataset=local",
+         f"--local_dir={root}", "--local_encoding=latin-1", "--local_name=corpus",
+         "--min_count=1"],
+        cwd=_REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert stats["dataset"] == "corpus" and stats["class_names"] == ["neg", "pos"]
+    assert stats["splits"]["test"] == 8
+    assert stats["splits"]["train"] + stats["splits"]["validation"] == 40

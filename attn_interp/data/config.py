@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import re
@@ -23,8 +24,15 @@ class DataConfig:
     local_path: dataset "local": one file split deterministically by a hash of each text into
       train / validation / test with `local_split_fractions` (duplicates land in the same split).
     local_train, local_validation, local_test: dataset "local": given split files instead of
-      `local_path`. Train and test are required; a missing validation file is carved out of train
-      by hash with the share ``fractions[1] / (fractions[0] + fractions[1])``.
+      `local_path`. Train and test are required; without a validation file, validation is the
+      share ``local_split_fractions[1]`` (default 10%) of the train file's documents, chosen by a
+      hash of each text.
+    local_dir: dataset "local": a folder of one text file per document, label = folder name:
+      ``ROOT/train/LABEL/*`` and ``ROOT/test/LABEL/*`` (optional ``ROOT/validation/LABEL/*``, else
+      carved out of train as above), or ``ROOT/LABEL/*`` split by hash like `local_path`.
+    local_skip_folders: comma-separated label folders of `local_dir` to leave out (e.g. "unsup").
+    local_encoding: text encoding of the local files, e.g. "utf-8" (default), "latin-1",
+      "cp1252"; rows with bytes invalid in it are bad rows (`bad_rows`).
     local_name: dataset "local": the corpus's name in Table 1, the report, run folders and logs
       (e.g. "cfpb"), so two corpora of one workdir stay apart; letters, digits, "_", "-", "."
       only. Ignored by the other datasets.
@@ -45,6 +53,9 @@ class DataConfig:
     local_train: str | None = None
     local_validation: str | None = None
     local_test: str | None = None
+    local_dir: str | None = None
+    local_skip_folders: str = ""
+    local_encoding: str = "utf-8"
     local_name: str = "local"
     local_format: str = "auto"
     local_text_column: str = "text"
@@ -68,6 +79,13 @@ class DataConfig:
         object.__setattr__(self, "local_split_fractions", fr)
         if self.bad_rows not in ("error", "skip"):
             raise ValueError(f"bad_rows must be 'error' or 'skip', got {self.bad_rows!r}")
+        try:
+            codecs.lookup(self.local_encoding)
+        except LookupError:
+            raise ValueError(
+                f"unknown local_encoding {self.local_encoding!r}; use a Python codec name such as "
+                "utf-8, latin-1 or cp1252"
+            ) from None
         if not _NAME.fullmatch(self.local_name):
             raise ValueError(
                 f"local_name must be a folder-safe name (letters, digits, '_', '-', '.'; starting "
