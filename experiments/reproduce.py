@@ -28,6 +28,7 @@ from absl import app, flags
 from attn_interp.io_utils import atomic_write_json
 from experiments import dataset_stats
 from experiments.cli import launch
+from experiments.train import train_docs
 
 # Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
 # yahoo_answers_10k preset (4 epochs at lr 2e-3, `preset_for`). Measured (README "Training"):
@@ -126,7 +127,7 @@ def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_c
         log(f"train {arch} on {data_cfg.corpus_name}: finished run found, reusing {run_dir}")
         with open(final_path) as f:
             return json.load(f)
-    preset = preset_for(data_cfg.dataset, arch)
+    preset = preset_for(data_cfg.dataset, arch, train_docs=train_docs(data_cfg))
     train_cfg = preset.train
     overrides = dataclasses.asdict(preset.dropouts)
     if smoke:

@@ -63,8 +63,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool(
         "paper_hparams",
         False,
-        "Use the paper's table exactly, without the small-corpus adjustment of "
-        "attn_interp.train.config.SMALL_CORPUS_ADJUSTMENTS (e.g. yahoo_answers_10k).",
+        "Use the paper's table exactly, without the small-corpus adjustment "
+        "(attn_interp.train.config.SMALL_CORPUS_ADJUSTMENT, for training splits under "
+        "SMALL_CORPUS_MAX_TRAIN_DOCS documents).",
         flag_values=fv,
     )
     flags.DEFINE_string(
@@ -110,6 +111,13 @@ def word2vec_from_flags(fv: flags.FlagValues = flags.FLAGS) -> Word2VecConfig:
     )
 
 
+def train_docs(data_cfg: DataConfig) -> int:
+    """Documents in the training split (chooses the small-corpus preset)."""
+    from attn_interp.data import load_splits
+
+    return len(load_splits(data_cfg).splits["train"])
+
+
 def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
     """(data_cfg, train_cfg, model_overrides) from parsed flags; None-valued flags keep presets."""
     data_kwargs = {}
@@ -122,7 +130,9 @@ def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
     if fv.preset:
         preset = paper_preset(fv.preset, fv.model)
     else:
-        preset = preset_for(fv.dataset, fv.model, paper=fv.paper_hparams)
+        preset = preset_for(
+            fv.dataset, fv.model, train_docs=train_docs(data_cfg), paper=fv.paper_hparams
+        )
     train_over = {
         f.name: fv[f.name].value
         for f in dataclasses.fields(TrainConfig)

@@ -306,19 +306,3 @@ def test_paper_presets():
         paper_preset("yahoo", "lstm")
     with pytest.raises(ValueError, match="clip"):
         TrainConfig(clip="l2")
-
-
-def test_preset_for_small_corpus_adjustment():
-    from attn_interp.train.config import SMALL_CORPUS_ADJUSTMENTS, preset_for
-
-    paper = paper_preset("yahoo_answers_10k", "han_rnn")
-    tuned = preset_for("yahoo_answers_10k", "han_rnn")
-    adjust = SMALL_CORPUS_ADJUSTMENTS["yahoo_answers_10k"]
-    assert tuned.train.learning_rate == adjust["learning_rate"] != paper.train.learning_rate
-    assert tuned.train.epochs == adjust["epochs"]
-    # everything else stays the paper's
-    assert tuned.dropouts == paper.dropouts
-    assert tuned.train.clip == paper.train.clip and tuned.train.seed == paper.train.seed
-    assert preset_for("yahoo_answers_10k", "han_rnn", paper=True) == paper
-    assert preset_for("imdb_50k", "flan_rnn") == paper_preset("imdb_50k", "flan_rnn")
-    assert preset_for("yahoo_answers_10k", "flan_noenc").train.patience >= 3
