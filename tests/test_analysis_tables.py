@@ -165,6 +165,14 @@ def test_accuracy_table_and_order(models):
     assert table.as_dicts()[0]["docs n > 1"] == int(np.sum(models[0].results["seq_len"] > 1))
 
 
+def test_accuracy_table_shows_the_baseline_beside_every_model(models):
+    table = analysis.accuracy_table(models, {"ds_a": 0.619})
+    rows = table.as_dicts()
+    assert [r["TF-IDF + LR test accuracy %"] for r in rows] == [61.9, 61.9, None]
+    assert "| 61.9 |" in table.to_markdown() and "scikit-learn" in table.note
+    assert "TF-IDF + LR test accuracy %" not in analysis.accuracy_table(models).columns
+
+
 def test_rendering_escapes_and_formats():
     t = analysis.Table(
         "a <b> & c",

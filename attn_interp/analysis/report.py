@@ -120,12 +120,14 @@ def write_report(
     title: str = "Is attention interpretable? Reproduction report",
     notes: Sequence[str] = (),
     max_points_per_bin: int | None = None,
+    baselines: Mapping[str, float | None] | None = None,
 ) -> tuple[str, str]:
     """Writes `out_dir`/report.md, report.html, figures/ and documents/; returns the two paths.
 
     models: one `ModelResults` per (dataset, architecture). dataset_stats: Table 1 inputs
     (`experiments.dataset_stats.compute_stats` dicts). notes: extra sentences for the top of the
-    report (e.g. settings of the run). report.html is self-contained (figures inlined as PNG data);
+    report (e.g. settings of the run). baselines: dataset -> TF-IDF + LR test accuracy (None: not
+    computed), a column of the accuracy table. report.html is self-contained (figures inlined as PNG data);
     report.md links the PNGs under figures/.
     """
     if not models:
@@ -141,7 +143,7 @@ def write_report(
     sections.append(("Settings", intro))
     if dataset_stats:
         sections.append(("Datasets", [tables.dataset_table(dataset_stats)]))
-    sections.append(("Models", [tables.accuracy_table(models)]))
+    sections.append(("Models", [tables.accuracy_table(models, baselines)]))
     sections.append(("The paper's claims, re-tested", [("list", claims(models))]))
     t2 = [
         tables.decision_flip_table(models, c) for c in ("attention", "gradient", "grad_x_attention")

@@ -144,17 +144,28 @@ def dataset_table(stats: Sequence[Mapping[str, Any]]) -> Table:
     )
 
 
-def accuracy_table(models: Sequence[ModelResults]) -> Table:
-    """Test accuracy (all test documents, quirk Q8) and the erasure population of every model."""
+BASELINE_COLUMN = "TF-IDF + LR test accuracy %"
+
+
+def accuracy_table(
+    models: Sequence[ModelResults], baselines: Mapping[str, float | None] | None = None
+) -> Table:
+    """Test accuracy (all test documents, quirk Q8) and the erasure population of every model.
+
+    baselines: dataset -> TF-IDF + logistic-regression test accuracy (a fraction; None: not
+    computed, e.g. scikit-learn missing), shown beside every model of that dataset.
+    """
     rows = []
     for m in order_models(models):
         c = m.summary["counts"]
         acc = None if m.test_accuracy is None else 100.0 * float(m.test_accuracy)
+        base = None if baselines is None else baselines.get(m.dataset)
         rows.append(
             (
                 m.dataset,
                 arch_label(m.arch),
                 acc,
+                *(() if baselines is None else (None if base is None else 100.0 * base,)),
                 m.test_documents,
                 c["total"],
                 c["included_n_gt_1"],
@@ -165,6 +176,7 @@ def accuracy_table(models: Sequence[ModelResults]) -> Table:
         "dataset",
         "model",
         "test accuracy %",
+        *(() if baselines is None else (BASELINE_COLUMN,)),
         "test docs (accuracy)",
         "docs erased",
         "docs n > 1",
@@ -178,8 +190,16 @@ def accuracy_table(models: Sequence[ModelResults]) -> Table:
             "Accuracy over all test documents; erasure statistics use the documents with more "
             "than one attention item (n > 1). Q10 mismatches: documents where the classifier head "
             "re-run on the unmodified weights disagrees with the full model."
+            + (
+                ""
+                if baselines is None
+                else " TF-IDF + LR: word uni- and bigrams with logistic regression on the same "
+                "splits, C chosen on validation (`python -m experiments.baseline_tfidf`); the bar "
+                "a model should reach. – : not computed (needs scikit-learn: "
+                "`pip install -e '.[baseline]'`)."
+            )
         ),
-        percent_columns=("test accuracy %",),
+        percent_columns=("test accuracy %", BASELINE_COLUMN),
     )
 
 
