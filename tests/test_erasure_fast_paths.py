@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_erasure_kernels import affine_head, make_inputs
+from test_erasure_kernels import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K
@@ -147,6 +147,7 @@ def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):
 def test_config_switches_drop_their_outputs_and_keep_the_rest():
     values, scores, mask, w, bias = make_inputs(5, jnp.float32)
     full = run_suite(values, scores, mask, affine=(w, bias), config=ErasureConfig(num_random=1))
+    assert_minimum_bounds_every_ranking(full)
     lean_cfg = ErasureConfig(num_random=1, aopc=False, sufficiency=False, minimum_flip_set=False)
     lean = run_suite(values, scores, mask, affine=(w, bias), config=lean_cfg)
     dropped = set(full) - set(lean)

@@ -42,6 +42,20 @@ def make_inputs(seed: int, dtype, n: int = 7):
     return cast(values), cast(scores), jnp.asarray(mask), cast(w), cast(bias)
 
 
+def assert_minimum_bounds_every_ranking(results) -> None:
+    """The exact minimum flip set is a lower bound: k_min <= k of every ranking that flips, and a
+    ranking flips only where some set flips (k_min != -1)."""
+    if "k_min" not in results:
+        return
+    k_min = np.asarray(results["k_min"])
+    names = [k[5:-2] for k in results if k.startswith("rank_") and k.endswith("_k")]
+    assert names
+    for name in names:
+        k = np.asarray(results[f"rank_{name}_k"])
+        bad = np.flatnonzero((k > 0) & ((k_min == -1) | (k_min > k)))
+        assert bad.size == 0, (name, [(i, k[i], k_min[i]) for i in bad[:5]])
+
+
 def affine_head(w, bias):
     def head(values, weights):
         return jnp.einsum("bn,bnd->bd", weights, values) @ w + bias

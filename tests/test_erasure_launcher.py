@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from absl import flags
 from flax import nnx
+from test_erasure_kernels import assert_minimum_bounds_every_ranking
 
 from attn_interp.data import DataConfig, encode_corpus, load_splits
 from attn_interp.erasure import AffineParams, ErasureConfig, run_suite
@@ -148,6 +149,8 @@ def test_results_agree_with_direct_run_suite(runs, family, han_out, flan_cli_out
         config=CFG,
         doc_ids=corpus.doc_index,
     )
+    assert_minimum_bounds_every_ranking(results)
+    assert_minimum_bounds_every_ranking(ref)
     np.testing.assert_array_equal(results["predicted"], np.argmax(logits, -1))
     np.testing.assert_allclose(results["logits"], logits, rtol=1e-4, atol=1e-5)
     assert set(ref) <= set(results)

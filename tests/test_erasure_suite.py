@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_erasure_kernels import affine_head, make_inputs
+from test_erasure_kernels import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite, summarize, write_outputs
 from attn_interp.erasure import kernels as K
@@ -83,10 +83,8 @@ def test_suite_closed_form_mask_path_and_reference_agree(dtype):
     want = np.where(want != closed["predicted"], want, -1)
     np.testing.assert_array_equal(closed["single_top_flip"][ok], want[ok])
     # Invariants: k_min is a lower bound for every ranking; i* has the largest weight; r != i*.
-    for name in COMPARED:
-        k = closed[f"rank_{name}_k"]
-        assert ((k == -1) | (k >= closed["k_min"])).all()
-        assert ((closed["k_min"] == -1) <= (k == -1)).all()
+    assert_minimum_bounds_every_ranking(closed)
+    assert_minimum_bounds_every_ranking(masked)
     multi = closed["seq_len"] > 1
     assert (closed["single_rand_index"][multi] != top[multi]).all()
     assert (closed["single_rand_index"][~multi] == -1).all()
@@ -108,6 +106,7 @@ def test_chunked_equals_unchunked_and_batches_concatenate():
         affine=(w, bias),
         config=ErasureConfig(num_random=2, memory_budget_bytes=30_000),
     )
+    assert_minimum_bounds_every_ranking(full)
     for key in full:
         np.testing.assert_array_equal(full[key], chunked[key], err_msg=key)
     # Two calls with distinct doc ids concatenate to the one-call results (items included).
@@ -176,6 +175,7 @@ def test_code_compatible_mode_external_r_and_extra_rankings():
     res = run_suite(
         values, scores, mask, affine=(w, bias), config=cfg, extra_rankings={"mine": alpha}
     )
+    assert_minimum_bounds_every_ranking(res)
     multi = res["seq_len"] > 1
     r = res["single_rand_index"]
     assert (r[multi] >= 1).all() and (r[multi] < res["seq_len"][multi]).all()
@@ -273,6 +273,7 @@ def test_summarize_on_a_hand_checkable_example():
 def test_write_outputs_files_columns_and_rows(tmp_path):
     values, scores, mask, w, bias = make_inputs(10, jnp.float32)
     res = run_suite(values, scores, mask, affine=(w, bias), config=CFG)
+    assert_minimum_bounds_every_ranking(res)
     out = tmp_path / "run"
     write_outputs(res, out, throughput={"evals_per_s": 1.0})
     b = mask.shape[0]

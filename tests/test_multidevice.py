@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from jax.sharding import NamedSharding
+from test_erasure_kernels import assert_minimum_bounds_every_ranking
 
 from attn_interp import parallel
 from attn_interp.models import ModelConfig, make_model
@@ -194,6 +195,7 @@ def test_sharded_erasure_equals_single_device(erasure_dirs):
 
     one, one_summary = ev.load_erasure_results(erasure_dirs["one"])
     par, par_summary = ev.load_erasure_results(erasure_dirs["mesh"])
+    assert_minimum_bounds_every_ranking(one)
     assert list(one) == list(par)
     assert any(k.startswith("items/") for k in one)
     np.testing.assert_array_equal(one["doc_id"], np.setdiff1d(np.arange(15), [4, 5, 6, 7]))
@@ -272,6 +274,8 @@ def test_run_suite_on_a_mesh_equals_one_device_without_host_callbacks(rows, monk
     assert not calls
     one = run_suite(values, scores, mask, **kw)
     assert calls  # the single-device suite sorts on the host
+    assert_minimum_bounds_every_ranking(one)
+    assert_minimum_bounds_every_ranking(par)
     assert list(par) == list(one)
     for key in one:
         if np.issubdtype(one[key].dtype, np.floating):

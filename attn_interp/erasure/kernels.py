@@ -696,6 +696,55 @@ def first_flip(
 # Exact minimum flip set (paper.md section 12).
 
 
+def _flip_terms(z, alpha, mask, bias, predicted):
+    """t_j = a_j (m_j + beta) per competing class: `[batch, items, classes]`, 0 at padding."""
+    z_y = jnp.take_along_axis(z, predicted[:, None, None], axis=2)  # [B, n, 1]
+    beta = bias[predicted][:, None] - bias[None, :]  # [B, C]
+    t = alpha[..., None] * (z_y - z + beta[:, None, :])
+    return jnp.where(mask[..., None], t, 0.0)
+
+
+def _greedy_flip_counts(t, alpha, mask, predicted):
+    """Per class c != y, the fewest removals (largest t first) that leave survivors with
+    sum_T t < 0, or = 0 when c < y (argmax ties go to the first class). `[batch, classes]`,
+    `items + 1` where no proper subset flips towards c.
+
+    The survivors' sum is a suffix sum of the sorted terms, never total - prefix: under peaked
+    attention the survivors hold a tiny share of the total, which the subtraction loses.
+    """
+    n, num_classes = t.shape[1], t.shape[2]
+    length = jnp.sum(mask, axis=-1)
+    valid = jnp.moveaxis(mask[..., None], 1, 2)  # [B, 1, n]
+    t_cls = jnp.moveaxis(t, 1, 2)  # [B, C, n]
+    # Only the sorted values are needed per class: a plain value sort, padding (-inf) last.
+    t_sorted = _sort_descending_values(jnp.where(valid, t_cls, -jnp.inf))
+    t_sorted = jnp.where(jnp.isfinite(t_sorted), t_sorted, 0.0)
+    rest = _scan(t_sorted, 2, True, exclusive=True)  # survivors' sum after k = 1..n removals
+    # A tie keeps mass only if a survivor has t != 0 (the smallest term, always kept, is < 0) or
+    # some weighted item has t = 0 (kept in place of weightless ones, see `_member_order`).
+    smallest = jnp.min(jnp.where(valid, t_cls, jnp.inf), axis=2)
+    weighted_zero = jnp.any(valid & (t_cls == 0) & (alpha[:, None, :] > 0), axis=2)
+    lower = jnp.arange(num_classes)[None, :] < predicted[:, None]
+    tie_flips = lower & ((smallest < 0) | weighted_zero)
+    flips = (rest < 0) | ((rest == 0) & tie_flips[..., None])
+    flips &= jnp.arange(1, n + 1)[None, None, :] <= (length - 1)[:, None, None]  # proper subsets
+    k_c = jnp.where(jnp.any(flips, axis=2), jnp.argmax(flips, axis=2) + 1, n + 1)
+    return jnp.where(jnp.arange(num_classes)[None, :] == predicted[:, None], n + 1, k_c)
+
+
+def _member_order(t_best, alpha, mask):
+    """Removal order of the best class's minimum set: t descending, and among t = 0 the
+    weightless items first (a tie needs a weighted survivor). `[batch, items]`."""
+    if jnp.dtype(t_best.dtype).itemsize > 4:
+        key = descending_keys(t_best, mask)
+        weighted = (mask & (alpha > 0)).astype(jnp.int32)
+        return jnp.lexsort((weighted, key), axis=-1).astype(jnp.int32)
+    # int32 keys: t = 0 maps to 0 and the smallest positive t to -2; -1 (-0.0) is unused.
+    key = descending_keys(t_best, mask)
+    key = jnp.where(mask & (t_best == 0) & (alpha <= 0), -1, key)
+    return ascending_order(key)
+
+
 def minimum_flip_set_from_z(
     z: jax.Array, alpha: jax.Array, mask: jax.Array, bias: jax.Array, predicted: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
@@ -703,40 +752,23 @@ def minimum_flip_set_from_z(
 
     z `[batch, items, classes]`, alpha `[batch, items]`, mask `[batch, items]`, bias `[classes]`,
     predicted int `[batch]`. For each competing class c: t_j = a_j (m_j + beta) with
-    m_j = z_{j,y} - z_{j,c}, beta = b_y - b_c; the shortest prefix of t sorted descending whose sum
-    exceeds sum_j t_j (= l_y - l_c) flips towards c. Proper subsets only; removing everything is the
-    bias-only rule. Returns (k_min int32 `[batch]`, -1 when nothing flips; members bool
-    `[batch, items]`, one minimum set).
+    m_j = z_{j,y} - z_{j,c}, beta = b_y - b_c; removing the largest t first, class c overtakes y
+    once the survivors' sum of t turns negative (`_greedy_flip_counts`). A set leaving no
+    attention mass leaves the bias alone: that flips iff argmax(bias) != y, after removing every
+    weighted item (all of them, or fewer when some weights are exactly 0). Returns (k_min int32
+    `[batch]`, -1 when nothing flips; members bool `[batch, items]`, one minimum set).
     """
-    n, num_classes = z.shape[1], z.shape[2]
-    length = jnp.sum(mask, axis=-1).astype(jnp.int32)
-    y = predicted
-    z_y = jnp.take_along_axis(z, y[:, None, None], axis=2)  # [B, n, 1]
-    beta = bias[y][:, None] - bias[None, :]  # [B, C]
-    t = alpha[..., None] * (z_y - z + beta[:, None, :])  # [B, n, C]
-    t = jnp.where(mask[..., None], t, 0.0)
-    threshold = jnp.sum(t, axis=1)  # [B, C]
-    # Only the sorted values are needed per class (the order is needed for the best class
-    # only, below): a plain value sort, padding (-inf) last.
-    t_cls = jnp.where(jnp.moveaxis(mask[..., None], 1, 2), jnp.moveaxis(t, 1, 2), -jnp.inf)
-    t_sorted = _sort_descending_values(t_cls)  # [B, C, n]
-    t_sorted = jnp.where(jnp.isfinite(t_sorted), t_sorted, 0.0)
-    cum = _scan(t_sorted, 2, False)
-    size_ok = jnp.arange(1, n + 1)[None, None, :] <= (length - 1)[:, None, None]
-    exceeds = (cum > threshold[..., None]) & size_ok
-    big = n + 1
-    k_c = jnp.where(jnp.any(exceeds, axis=2), jnp.argmax(exceeds, axis=2) + 1, big)
-    k_c = jnp.where(jnp.arange(num_classes)[None, :] == y[:, None], big, k_c)
+    n = z.shape[1]
+    t = _flip_terms(z, alpha, mask, bias, predicted)
+    k_c = _greedy_flip_counts(t, alpha, mask, predicted)
     best_class = jnp.argmin(k_c, axis=1)
     k_best = jnp.min(k_c, axis=1)
-    bias_flips = (jnp.argmax(bias) != y) & (length >= 1)
-    k_min = jnp.where(k_best < big, k_best, jnp.where(bias_flips, length, -1)).astype(jnp.int32)
+    weighted = mask & (alpha > 0)
+    k_bias = jnp.sum(weighted, axis=-1).astype(jnp.int32)
+    bias_flips = (jnp.argmax(bias) != predicted) & (k_bias >= 1) & (k_bias < k_best)
+    found = (k_best <= n) & ~bias_flips
+    k_min = jnp.where(found, k_best, jnp.where(bias_flips, k_bias, -1)).astype(jnp.int32)
     t_best = jnp.take_along_axis(t, best_class[:, None, None], axis=2)[..., 0]  # [B, n]
-    best_order = descending_order(t_best, mask)  # [B, n]
-    rank = ranks_of(best_order)
-    members = jnp.where(
-        k_best[:, None] < big,
-        rank < k_best[:, None],
-        (k_min[:, None] == length[:, None]) & (k_min[:, None] > 0),
-    )
+    rank = ranks_of(_member_order(t_best, alpha, mask))
+    members = jnp.where(found[:, None], rank < k_best[:, None], bias_flips[:, None] & weighted)
     return k_min, members & mask
