@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 from absl import app, flags
@@ -28,7 +29,6 @@ from absl import app, flags
 from attn_interp.io_utils import atomic_write_json
 from experiments import dataset_stats
 from experiments.cli import launch
-from experiments.train import train_docs
 
 # Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
 # yahoo_answers_10k preset (4 epochs at lr 2e-3, `preset_for`). Measured (README "Training"):
@@ -94,20 +94,34 @@ def data_config(dataset: str, smoke: bool):
     return cfg
 
 
-def stats_stage(data_cfg, workdir: str, min_count: int) -> dict:
-    """Table 1 figures of one dataset, cached in WORKDIR/dataset_stats/DATASET.json."""
-    from attn_interp.data import load_splits
+def stats_stage(data_cfg, loaded, workdir: str, min_count: int) -> dict:
+    """Table 1 figures of one dataset, cached in WORKDIR/dataset_stats/NAME.json and reused only
+    for the same settings and the same data (`dataset_fingerprint`)."""
+    from attn_interp.data.fingerprint import dataset_fingerprint
+    from attn_interp.records import record_differences
 
-    path = os.path.join(workdir, "dataset_stats", f"{data_cfg.corpus_name}.json")
+    name = data_cfg.corpus_name
+    path = os.path.join(workdir, "dataset_stats", f"{name}.json")
+    key = {
+        "config": _json(data_cfg),
+        "min_count": min_count,
+        "data_fingerprint": dataset_fingerprint(loaded).to_json(),
+    }
     if os.path.isfile(path):
         with open(path) as f:
             stats = json.load(f)
-        if stats.get("config") == _json(data_cfg):
-            log(f"dataset statistics of {data_cfg.corpus_name}: reusing {path}")
+        diffs = record_differences({k: stats.get(k) for k in key}, key)
+        if not diffs:
+            log(f"dataset statistics of {name}: reusing {path}")
             return stats
-    log(f"dataset statistics of {data_cfg.corpus_name}: computing")
-    stats = dataset_stats.compute_stats(load_splits(data_cfg), min_count=min_count)
-    stats["config"] = _json(data_cfg)
+        log(
+            f"dataset statistics of {name}: {path} is of other data or settings "
+            f"({_brief(diffs)}); recomputing"
+        )
+    else:
+        log(f"dataset statistics of {name}: computing")
+    stats = dataset_stats.compute_stats(loaded, min_count=min_count)
+    stats.update(key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write_json(path, stats, sort_keys=False)
     return stats
@@ -117,17 +131,17 @@ def _json(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
 
 
-def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_count: int):
-    """Trains one model into `run_dir` unless it holds final.json; returns final.json's content."""
-    from attn_interp.train.config import preset_for
-    from attn_interp.train.run import FINAL_FILE, train_and_evaluate
+def _brief(diffs: list[str], n: int = 3) -> str:
+    """The first `n` differences, shortened for one log line."""
+    short = [d if len(d) < 120 else d[:117] + "..." for d in diffs[:n]]
+    return "; ".join(short) + (f"; {len(diffs) - n} more" if len(diffs) > n else "")
 
-    final_path = os.path.join(run_dir, FINAL_FILE)
-    if os.path.isfile(final_path):
-        log(f"train {arch} on {data_cfg.corpus_name}: finished run found, reusing {run_dir}")
-        with open(final_path) as f:
-            return json.load(f)
-    preset = preset_for(data_cfg.dataset, arch, train_docs=train_docs(data_cfg))
+
+def train_settings(data_cfg, loaded, arch: str, *, epochs, smoke: bool):
+    """(TrainConfig, model overrides) of one model: the preset, smoke and flag overrides."""
+    from attn_interp.train.config import preset_for
+
+    preset = preset_for(data_cfg.dataset, arch, train_docs=len(loaded.splits["train"]))
     train_cfg = preset.train
     overrides = dataclasses.asdict(preset.dropouts)
     if smoke:
@@ -135,14 +149,39 @@ def train_stage(data_cfg, arch: str, run_dir: str, *, epochs, smoke: bool, min_c
         overrides.update(SMOKE_OVERRIDES)
     if epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
-    train_cfg = dataclasses.replace(train_cfg, progress=not smoke)
-    log(f"train {arch} on {data_cfg.corpus_name}: up to {train_cfg.epochs} epochs into {run_dir}")
-    start = time.perf_counter()
-    final = train_and_evaluate(
-        data_cfg, train_cfg, run_dir, arch=arch, model_overrides=overrides, min_count=min_count
+    return dataclasses.replace(train_cfg, progress=not smoke), overrides
+
+
+def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, epochs, smoke: bool, min_count: int):
+    """Trains one model into `run_dir` unless it holds a finished run of the same settings and
+    data; a run of other settings or data there is deleted and retrained (one log line says
+    why). Returns final.json's content."""
+    from attn_interp.train.run import (
+        FINAL_FILE,
+        requested_run,
+        run_differences,
+        train_and_evaluate,
     )
+
+    train_cfg, overrides = train_settings(data_cfg, loaded, arch, epochs=epochs, smoke=smoke)
+    label = f"train {arch} on {data_cfg.corpus_name}"
+    request = dict(arch=arch, model_overrides=overrides, min_count=min_count)
+    diffs = run_differences(run_dir, requested_run(data_cfg, train_cfg, loaded, **request))
+    final_path = os.path.join(run_dir, FINAL_FILE)
+    if diffs:
+        log(
+            f"{label}: {run_dir} holds a run of other settings or data ({_brief(diffs)}); retraining"
+        )
+        shutil.rmtree(run_dir)
+    elif diffs is not None and os.path.isfile(final_path):
+        log(f"{label}: finished run found, reusing {run_dir}")
+        with open(final_path) as f:
+            return json.load(f)
+    log(f"{label}: up to {train_cfg.epochs} epochs into {run_dir}")
+    start = time.perf_counter()
+    final = train_and_evaluate(data_cfg, train_cfg, run_dir, loaded=loaded, **request)
     log(
-        f"train {arch} on {data_cfg.corpus_name}: test accuracy {final['test_accuracy']:.4f} after "
+        f"{label}: test accuracy {final['test_accuracy']:.4f} after "
         f"{final['epochs']} epochs ({time.perf_counter() - start:.0f} s)"
     )
     return final
@@ -157,31 +196,38 @@ def erasure_config(smoke: bool):
     )
 
 
-def _erasure_done(out_dir: str, run_dir: str, config, max_docs) -> bool | None:
-    """True: finished with these settings; False: nothing or a partial run of them; None: another
-    setup (or an older model, or results of an engine with other numbers) is there."""
+def _erasure_state(out_dir: str, run_dir: str, config, max_docs) -> tuple[bool | None, str]:
+    """(True: finished with these settings on this trained run; False: nothing there, or a partial
+    run of them; None: results of another setup, another trained run or an engine with other
+    numbers; why, for the log)."""
     from attn_interp.erasure.evaluate import RESULTS_REVISION
+    from attn_interp.records import record_differences
+    from attn_interp.train.checkpoint import BEST, RunCheckpoints
+    from attn_interp.train.run import run_identity
 
     manifest_path = os.path.join(out_dir, "manifest.json")
-    summary_path = os.path.join(out_dir, "summary.json")
     if not os.path.isfile(manifest_path):
-        return False
+        return False, ""
     with open(manifest_path) as f:
         manifest = json.load(f)
-    want = _json(config)
-    got = dict(manifest.get("erasure_config", {}))
-    same = (
-        all(got.get(k) == v for k, v in want.items() if k in got)
-        and manifest.get("split") == "test"
-        and manifest.get("max_docs") == max_docs
-        and manifest.get("results_revision") == RESULTS_REVISION  # not an older engine's numbers
-    )
-    final = os.path.join(run_dir, "final.json")
-    if same and os.path.getmtime(manifest_path) < os.path.getmtime(final):
-        same = False  # the model was retrained after these results
-    if not same:
-        return None
-    return os.path.isfile(summary_path)
+    ckpt = RunCheckpoints(run_dir)
+    try:
+        step = ckpt.latest_step(BEST)
+    finally:
+        ckpt.close()
+    got_cfg = dict(manifest.get("erasure_config", {}))
+    want = {
+        "erasure_config": {k: v for k, v in _json(config).items() if k in got_cfg},
+        "split": "test",
+        "max_docs": max_docs,
+        "results_revision": RESULTS_REVISION,  # not an older engine's numbers
+        "run_sha256": run_identity(run_dir),  # the model trained on these settings and data
+        "checkpoint_step": step,
+    }
+    diffs = record_differences({k: manifest.get(k) for k in want}, want)
+    if diffs:
+        return None, _brief(diffs)
+    return os.path.isfile(os.path.join(out_dir, "summary.json")), ""
 
 
 def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool) -> str:
@@ -189,12 +235,12 @@ def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool)
     from attn_interp.erasure.evaluate import evaluate_run
 
     out_dir = os.path.join(run_dir, "erasure")
-    done = _erasure_done(out_dir, run_dir, config, max_docs)
+    done, why = _erasure_state(out_dir, run_dir, config, max_docs)
     if done:
         log(f"erasure {label}: finished results found, reusing {out_dir}")
         return out_dir
     if done is None:
-        log(f"erasure {label}: {out_dir} holds results of other settings; recomputing")
+        log(f"erasure {label}: {out_dir} holds results of other settings ({why}); recomputing")
     log(f"erasure {label}: running on {'all' if max_docs is None else max_docs} test documents")
     start = time.perf_counter()
     evaluate_run(
@@ -215,6 +261,7 @@ def run() -> str:
     import jax
 
     from attn_interp.analysis import load_model_results, write_report
+    from attn_interp.data import load_splits
 
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required (the output folder of the job).")
@@ -237,11 +284,18 @@ def run() -> str:
         data_cfg = data_config(dataset, smoke)
         name = data_cfg.corpus_name  # a local corpus's own name (--local_name)
         names.append(name)
-        all_stats.append(stats_stage(data_cfg, workdir, min_count))
+        loaded = load_splits(data_cfg)
+        all_stats.append(stats_stage(data_cfg, loaded, workdir, min_count))
         for arch in models:
             run_dir = os.path.join(workdir, "runs", name, arch)
             train_stage(
-                data_cfg, arch, run_dir, epochs=_EPOCHS.value, smoke=smoke, min_count=min_count
+                data_cfg,
+                loaded,
+                arch,
+                run_dir,
+                epochs=_EPOCHS.value,
+                smoke=smoke,
+                min_count=min_count,
             )
             erasure_stage(run_dir, f"{arch} on {name}", config, max_docs, progress=not smoke)
             all_models.append(load_model_results(run_dir))

@@ -119,7 +119,10 @@ def test_results_of_an_older_engine_are_recomputed(smoke_run):
     manifest.write_text(json.dumps(older))
     again = _run(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "holds results of other settings; recomputing" in again.stdout
+    assert (
+        f"holds results of other settings (results_revision: {RESULTS_REVISION - 1} -> {RESULTS_REVISION}); recomputing"
+        in again.stdout
+    )
     assert json.loads(manifest.read_text())["results_revision"] == RESULTS_REVISION
 
 
@@ -127,3 +130,64 @@ def test_unknown_model_is_a_usage_error(tmp_path):
     bad = _run([f"--workdir={tmp_path}", "--models=han_lstm"], tmp_path)
     assert bad.returncode != 0
     assert "han_lstm" in bad.stderr and "flan_noenc" in bad.stderr
+
+
+def _stage_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("[reproduce")]
+
+
+def test_changed_epochs_or_data_retrain_and_recompute(smoke_run, tmp_path):
+    """Another --epochs, then other documents at another --local_path, on an existing workdir:
+    every stage made from the old inputs is redone (one line says why) and the report shows only
+    the new inputs."""
+    import shutil
+
+    old_workdir, args, _, _ = smoke_run
+    workdir = tmp_path / "work"
+    shutil.copytree(old_workdir, workdir)
+    args = [a for a in args if not a.startswith("--workdir")] + [f"--workdir={workdir}"]
+    run_dir = workdir / "runs" / "local" / "flan_noenc"
+    manifest = run_dir / "erasure" / "manifest.json"
+    old_run_sha = json.loads(manifest.read_text())["run_sha256"]
+
+    more = _run([*args, "--epochs=2"], tmp_path)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    lines = _stage_lines(more.stdout)
+    retrain = [x for x in lines if "retraining" in x]
+    assert len(retrain) == 1 and "train.epochs: 1 -> 2" in retrain[0]
+    assert any("erasure flan_noenc on local: running" in x for x in lines)
+    assert json.loads((run_dir / "final.json").read_text())["epochs"] == 2
+    assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 2
+    assert json.loads(manifest.read_text())["run_sha256"] != old_run_sha
+
+    other = tmp_path / "other.csv"
+    write_tiny_dataset(str(other), n=120, seed=7)
+    args = [a for a in args if not a.startswith("--local_path")] + [f"--local_path={other}"]
+    moved = _run([*args, "--epochs=2"], tmp_path)
+    assert moved.returncode == 0, moved.stdout[-3000:] + moved.stderr[-3000:]
+    lines = _stage_lines(moved.stdout)
+    assert any("dataset statistics" in x and "recomputing" in x for x in lines)
+    assert any("retraining" in x and "data_sha256" in x for x in lines)
+    assert not any("reusing" in x for x in lines)
+    stats = json.loads((workdir / "dataset_stats" / "local.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data"]["local_path"] == str(other)
+    assert stats["data_fingerprint"]["splits"] == config["data_sha256"]
+    final = json.loads((run_dir / "final.json").read_text())
+    with np.load(run_dir / "erasure" / "results.npz") as f:
+        erased = int(f["seq_len"].size)
+    text = (workdir / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"| local | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
+    assert f"| local | 3 | test | {stats['splits']['test']} |" in text
+    assert final["test_documents"] == stats["splits"]["test"]
+    assert erased == min(40, stats["splits"]["test"])
+
+    # Erasure results of another trained run (e.g. retrained by hand) are recomputed too.
+    stale = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**stale, "run_sha256": "0" * 64}))
+    again = _run([*args, "--epochs=2"], tmp_path)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    lines = _stage_lines(again.stdout)
+    assert any("finished run found" in x for x in lines)
+    assert any("holds results of other settings (run_sha256: '000" in x for x in lines)
+    assert json.loads(manifest.read_text())["run_sha256"] == stale["run_sha256"]

@@ -8,6 +8,23 @@ import os
 from attn_interp.analysis.model_results import ModelResults
 
 
+def _check_same_run(run_dir: str, out_dir: str) -> None:
+    """Refuses erasure results whose manifest names another trained run than `run_dir` holds."""
+    from attn_interp.train.run import run_identity
+
+    path = os.path.join(out_dir, "manifest.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        recorded = json.load(f).get("run_sha256")
+    if recorded is not None and recorded != run_identity(run_dir):
+        raise ValueError(
+            f"{out_dir} holds erasure results of another trained run than {run_dir} (other "
+            "settings or data): re-run the erasure tests on this run (python -m "
+            "experiments.erasure --workdir=RUN --overwrite)."
+        )
+
+
 def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> ModelResults:
     """Reads a run folder (final.json, config.json) and its erasure results into `ModelResults`.
 
@@ -17,6 +34,8 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
 
     Raises:
       FileNotFoundError: training or the erasure tests have not finished.
+      ValueError: the erasure results were computed on another trained run (other settings,
+        data or checkpoint) than the one in `run_dir`.
     """
     from attn_interp.erasure.evaluate import load_erasure_results
 
@@ -30,6 +49,7 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
     with open(final_path) as f:
         final = json.load(f)
     out_dir = os.path.abspath(erasure_dir or os.path.join(run_dir, "erasure"))
+    _check_same_run(run_dir, out_dir)
     results, summary = load_erasure_results(out_dir)
     documents = None
     docs_path = os.path.join(out_dir, "documents.jsonl")

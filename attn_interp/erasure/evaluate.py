@@ -2,7 +2,8 @@
 
 Output folder (default ``WORKDIR/erasure``):
 
-  manifest.json     erasure config, checkpoint step and parameter digest, data fingerprint, version
+  manifest.json     erasure config, run identity (`run_identity`: the training configs and data),
+                    checkpoint step and parameter digest, data fingerprint, version
   shards/           shard_00000.npz, ...: results of `shard_docs` documents each (atomic writes);
                     a re-run skips the shards already there
   results.npz       per-instance (and ragged "items/") arrays of every evaluated document, in split
@@ -139,6 +140,8 @@ def _items_of(text: str, hierarchical: bool) -> list[str]:
 def _manifest(
     run, config: ErasureConfig, *, split: str, max_docs, shard_docs, step, data_sha, n_docs
 ) -> dict[str, Any]:
+    from attn_interp.train.run import run_identity
+
     cfg = dataclasses.asdict(config)
     for name in _RESULT_NEUTRAL_FIELDS:
         cfg.pop(name)
@@ -149,6 +152,7 @@ def _manifest(
                 "workdir": run.workdir,
                 "which": run.which,
                 "checkpoint_step": step,
+                "run_sha256": run_identity(run.workdir),  # configs + data the model was trained on
                 "params_sha256": _params_fingerprint(run.model),
                 "arch": run.model_config.arch,
                 "split": split,

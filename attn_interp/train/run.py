@@ -24,6 +24,7 @@ from absl import logging
 from flax import nnx
 
 import attn_interp
+from attn_interp.data.fingerprint import record_digest
 from attn_interp.io_utils import atomic_write_json
 from attn_interp.records import record_differences
 from attn_interp.train import loop
@@ -126,36 +127,118 @@ def _run_record(model_cfg, train_cfg, data_cfg, class_names, extra) -> dict[str,
     }
 
 
-def _check_same_run(path: str, new: dict[str, Any]) -> None:
+def requested_run(
+    data_cfg: Any,
+    train_cfg: TrainConfig,
+    loaded: Any,
+    *,
+    arch: str,
+    model_overrides: Mapping[str, Any] | None = None,
+    word2vec: Any = None,
+    embeddings_corpus: str | None = None,
+    min_count: int = 5,
+    vocab_size: int | None = None,
+) -> dict[str, Any]:
+    """The config.json record a run of these settings on `loaded` (a `LoadedDataset`) writes.
+
+    vocab_size: the vocabulary's size; None when it is not built yet (it follows from the data
+      and `min_count`, so `run_differences` then leaves it out of the comparison).
+    """
+    from attn_interp.models import ModelConfig
+
+    model_cfg = ModelConfig(
+        arch,
+        vocab_size=vocab_size or 2,  # placeholder (the smallest valid), dropped below
+        num_classes=loaded.num_classes,
+        **dict(model_overrides or {}),
+    )
+    word2vec = _word2vec_config(train_cfg, word2vec, model_cfg.embed_dim)
+    record = _run_record(
+        model_cfg,
+        train_cfg,
+        data_cfg,
+        loaded.class_names,
+        {
+            "dataset": loaded.name,
+            "min_count": min_count,
+            "word2vec": config_to_json(word2vec) if word2vec is not None else None,
+            "embeddings_corpus": embeddings_corpus,
+            DATA_SHA_KEY: {name: split.fingerprint() for name, split in loaded.splits.items()},
+            "package_version": attn_interp.__version__,
+        },
+    )
+    if vocab_size is None:
+        del record["model"]["vocab_size"]
+    return record
+
+
+def _stable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`record` without the fields that may change between a run and its resumption, with config
+    fields added since it was written read as their defaults."""
     from attn_interp.data import DataConfig
 
-    with open(path) as f:
-        old = json.load(f)
+    rec = json.loads(json.dumps(record))
+    if isinstance(rec.get("data"), dict):  # DataConfig fields added since read as defaults
+        rec["data"] = config_to_json(config_from_json(DataConfig, rec["data"]))
+    if isinstance(rec.get("train"), dict):  # likewise TrainConfig fields (embeddings)
+        rec["train"] = config_to_json(config_from_json(TrainConfig, rec["train"]))
+    for k in _UNSET_IF_NONE:  # run keys added since (None: a random-init run)
+        if rec.get(k, 0) is None:
+            rec.pop(k)
+    for k in _VOLATILE_TRAIN_FIELDS:
+        rec.get("train", {}).pop(k, None)
+    for k in _VOLATILE_RUN_FIELDS:
+        rec.pop(k, None)
+    return rec
 
-    def strip(rec):
-        rec = json.loads(json.dumps(rec))
-        if isinstance(rec.get("data"), dict):  # DataConfig fields added since read as defaults
-            rec["data"] = config_to_json(config_from_json(DataConfig, rec["data"]))
-        if isinstance(rec.get("train"), dict):  # likewise TrainConfig fields (embeddings)
-            rec["train"] = config_to_json(config_from_json(TrainConfig, rec["train"]))
-        for k in _UNSET_IF_NONE:  # run keys added since (None: a random-init run)
-            if rec.get(k, 0) is None:
-                rec.pop(k)
-        for k in _VOLATILE_TRAIN_FIELDS:
-            rec.get("train", {}).pop(k, None)
-        for k in _VOLATILE_RUN_FIELDS:
-            rec.pop(k, None)
-        return rec
 
-    if DATA_SHA_KEY not in old:  # a run folder written before fingerprints were recorded
-        new = {k: v for k, v in new.items() if k != DATA_SHA_KEY}
+def _read_record(workdir: str) -> dict[str, Any] | None:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunFolderError(
+            f"{path} is unreadable ({type(err).__name__}: {err}); delete the run folder or "
+            "train into a fresh --workdir."
+        ) from err
 
-    old_s, new_s = strip(old), strip(new)
-    if old_s != new_s:
-        diffs = record_differences(old_s, new_s)
+
+def run_differences(workdir: str, new: Mapping[str, Any]) -> list[str] | None:
+    """How the run recorded in WORKDIR/config.json differs from `new` ("key: old -> new" lines).
+
+    Returns None when `workdir` holds no run yet, [] when it holds a run of the same settings and
+    data (it may be resumed or reused). Fields missing from `new` (e.g. model.vocab_size before
+    the vocabulary is built) are not compared.
+    """
+    old = _read_record(workdir)
+    if old is None:
+        return None
+    old_s, new_s = _stable(old), _stable(new)
+    if DATA_SHA_KEY not in old_s:  # a run folder written before fingerprints were recorded
+        new_s.pop(DATA_SHA_KEY, None)
+    if "vocab_size" not in new_s.get("model", {}):
+        old_s.get("model", {}).pop("vocab_size", None)
+    return record_differences(old_s, new_s)
+
+
+def run_identity(workdir: str) -> str:
+    """sha256 of a run's config.json record (configs, class names, data fingerprints), without
+    the fields that may change on resumption: what results derived from the run are keyed by."""
+    record = _read_record(workdir)
+    if record is None:
+        raise RunFolderError(f"{workdir} is not a training run folder (no {CONFIG_FILE}).")
+    return record_digest(_stable(record))
+
+
+def _check_same_run(workdir: str, new: dict[str, Any]) -> None:
+    diffs = run_differences(workdir, new)
+    if diffs:
         changed_data = any(d.startswith(DATA_SHA_KEY + ".") for d in diffs)
         raise RunFolderError(
-            f"{os.path.dirname(path)} already holds a run with a different configuration "
+            f"{workdir} already holds a run with a different configuration "
             f"({'; '.join(diffs[:8])}). "
             + (
                 "The dataset's documents or labels changed since that run was trained: restore "
@@ -176,6 +259,7 @@ def train_and_evaluate(
     word2vec: Any = None,
     embeddings_corpus: str | None = None,
     min_count: int = 5,
+    loaded: Any = None,
 ) -> dict[str, Any]:
     """Trains `arch` on `data_cfg`'s dataset into `workdir` (resuming if possible); tests the best.
 
@@ -189,6 +273,7 @@ def train_and_evaluate(
         "word2vec" (default: the paper's settings); its dim is set to the model's embed_dim.
       embeddings_corpus: extra unlabeled text (one document per line) for word2vec.
       min_count: vocabulary threshold on train + validation token counts.
+      loaded: the `LoadedDataset` of `data_cfg` if the caller has it already (else loaded here).
 
     Returns:
       The content of `WORKDIR/final.json`: test accuracy over all test documents (paper quirk Q8),
@@ -199,37 +284,29 @@ def train_and_evaluate(
 
     start = time.perf_counter()
     workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    loaded = data_lib.load_splits(data_cfg)
+    if loaded is None:
+        loaded = data_lib.load_splits(data_cfg)
     data_lib.validate_for_training(loaded)  # before anything is written or trained
+    request = dict(
+        arch=arch,
+        model_overrides=model_overrides,
+        word2vec=word2vec,
+        embeddings_corpus=embeddings_corpus,
+        min_count=min_count,
+    )
+    # Checked before anything is written: a changed configuration or dataset is refused whole.
+    _check_same_run(workdir, requested_run(data_cfg, train_cfg, loaded, **request))
     vocab_path = os.path.join(workdir, VOCAB_FILE)
     if os.path.exists(vocab_path):
         vocab = data_lib.Vocabulary.load(vocab_path)
     else:
         vocab = data_lib.build_vocabulary(loaded, min_count=min_count)
         vocab.save(vocab_path)
-    model_cfg = ModelConfig(
-        arch, vocab_size=len(vocab), num_classes=loaded.num_classes, **dict(model_overrides or {})
-    )
+    record = requested_run(data_cfg, train_cfg, loaded, vocab_size=len(vocab), **request)
+    _check_same_run(workdir, record)
+    atomic_write_json(os.path.join(workdir, CONFIG_FILE), record)
+    model_cfg = config_from_json(ModelConfig, record["model"])
     word2vec = _word2vec_config(train_cfg, word2vec, model_cfg.embed_dim)
-    record = _run_record(
-        model_cfg,
-        train_cfg,
-        data_cfg,
-        loaded.class_names,
-        {
-            "dataset": loaded.name,
-            "min_count": min_count,
-            "word2vec": config_to_json(word2vec) if word2vec is not None else None,
-            "embeddings_corpus": embeddings_corpus,
-            DATA_SHA_KEY: {name: split.fingerprint() for name, split in loaded.splits.items()},
-            "package_version": attn_interp.__version__,
-        },
-    )
-    config_path = os.path.join(workdir, CONFIG_FILE)
-    if os.path.exists(config_path):
-        _check_same_run(config_path, record)
-    atomic_write_json(config_path, record)
 
     hier = model_cfg.hierarchical
     corpora = {
