@@ -1,7 +1,8 @@
 """Atomic file writes: a reader (or a resumed run) sees either the old file or the whole new one.
 
-Every writer puts the content in a temporary file in the target's folder, flushes and fsyncs it,
-then `os.replace`s it over the target (atomic on POSIX within one file system) and fsyncs the
+Every writer puts the content in a temporary file in the target's folder, gives it the mode a new
+file would get (0666 less the umask: 0644 by default) or the mode of the file it replaces, flushes
+and fsyncs it, then `os.replace`s it over the target (atomic on POSIX within one file system) and fsyncs the
 folder. An interrupted or failed write leaves no partial target and removes its temporary file.
 
 Out-of-space, read-only, quota and permission failures are re-raised as `OutputWriteError` (an
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import IO, Any
@@ -63,6 +65,28 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def _target_mode(path: str) -> int:
+    """Permission bits for `path`: those of the file it replaces, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> str:
     """Calls `write(binary_file)` on a temporary file next to `path`, then moves it into place.
 
@@ -85,6 +109,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         fd, tmp = tempfile.mkstemp(
             dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
         )
+        os.fchmod(fd, _target_mode(path))  # mkstemp creates 0600: readable by the owner only
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

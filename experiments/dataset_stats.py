@@ -34,6 +34,7 @@ from attn_interp.data import (
     load_splits,
     tokenize_sentences,
 )
+from experiments.cli import launch
 
 _MIN_COUNT = flags.DEFINE_integer("min_count", 5, "Vocabulary minimum count (train + validation).")
 
@@ -143,14 +144,14 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def run() -> dict:
+    """Loads the dataset given by the flags; prints Table 1 and the JSON line; returns the stats."""
     ds = load_splits(config_from_flags())
     stats = compute_stats(ds, min_count=_MIN_COUNT.value)
     print(format_table(stats))
     print(json.dumps(stats, sort_keys=False), flush=True)
+    return stats
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(launch(run))

@@ -18,6 +18,8 @@ from attn_interp.erasure.config import METHODS, RANDOM_MODES
 from attn_interp.erasure.evaluate import evaluate_run, load_erasure_results
 from experiments.cli import launch
 
+FOLDER_FLAGS = ("workdir", "out_dir")  # checked before the launch
+
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Declares the launcher's flags on `fv`."""
@@ -155,4 +157,4 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> str:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(launch(lambda: run(flags.FLAGS)))
+    app.run(launch(lambda: run(flags.FLAGS), folder_flags=FOLDER_FLAGS))

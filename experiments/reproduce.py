@@ -26,7 +26,7 @@ import time
 
 from absl import app, flags
 
-from attn_interp.io_utils import atomic_write_json
+from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
 from experiments import dataset_stats
 from experiments.cli import launch
 
@@ -278,6 +278,8 @@ def run() -> str:
         f"workdir {workdir}; datasets {datasets}; models {models}; backend "
         f"{jax.default_backend()}{'; smoke mode' if smoke else ''}"
     )
+    for folder in ("dataset_stats", "report", "report/documents"):  # left by a killed run
+        remove_stale_temp_files(os.path.join(workdir, folder))
     all_stats, all_models = [], []
     names = []
     for dataset in datasets:
@@ -324,4 +326,4 @@ def run() -> str:
 
 
 if __name__ == "__main__":
-    app.run(launch(run))
+    app.run(launch(run, folder_flags=("workdir",)))

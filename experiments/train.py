@@ -24,6 +24,8 @@ from attn_interp.train.config import FAMILIES, TrainConfig, paper_preset, preset
 from attn_interp.train.run import train_and_evaluate
 from experiments.cli import launch
 
+FOLDER_FLAGS = ("workdir",)  # checked before the launch
+
 _MODEL_FIELDS = {
     "embed_dim": int,
     "hidden": int,
@@ -205,4 +207,4 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(launch(lambda: run(flags.FLAGS)))
+    app.run(launch(lambda: run(flags.FLAGS), folder_flags=FOLDER_FLAGS))

@@ -136,3 +136,72 @@ def test_no_pickle_is_ever_loaded():
             if "allow_pickle=False" not in call:
                 offenders.append(f"{path}: {call} without allow_pickle=False")
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_respect_the_umask(tmp_path, umask, expected):
+    old = os.umask(umask)
+    try:
+        path = io_utils.atomic_write_text(tmp_path / "new.txt", "x")
+        npz = io_utils.atomic_write_npz(tmp_path / "new.npz", {"a": np.arange(3)})
+        io_utils.atomic_write_json(tmp_path / "sub" / "new.json", {"a": 1})
+    finally:
+        os.umask(old)
+    for p in (path, npz, tmp_path / "sub" / "new.json"):
+        assert os.stat(p).st_mode & 0o777 == expected, oct(os.stat(p).st_mode)
+
+
+def test_replacing_a_file_keeps_its_mode_and_stale_temp_files_go(tmp_path):
+    target = tmp_path / "summary.json"
+    target.write_text("{}")
+    os.chmod(target, 0o640)
+    io_utils.atomic_write_json(target, {"a": 2})
+    assert os.stat(target).st_mode & 0o777 == 0o640 and json.loads(target.read_text()) == {"a": 2}
+    stale = tmp_path / ".summary.json.k3j2.tmp"
+    stale.write_text("partial")
+    keep = tmp_path / "notes.tmp"  # not a hidden writer's temp file: kept
+    keep.write_text("mine")
+    assert io_utils.remove_stale_temp_files(tmp_path) == [str(stale)]
+    assert not stale.exists() and keep.exists()
+
+
+def test_every_launcher_gives_one_line_for_a_file_workdir_bad_data_and_leaves_no_empty_folder(
+    tmp_path,
+):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", ATTN_INTERP_CACHE=str(tmp_path / "cache"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    missing = tmp_path / "no_such.csv"
+    data = ["--dataset=local", f"--local_path={missing}"]
+    cases = {  # name -> (module, args, folder that must not be left behind)
+        "train_file": ("train", [f"--workdir={a_file}", *data], None),
+        "erasure_file": ("erasure", [f"--workdir={tmp_path}", f"--out_dir={a_file}"], None),
+        "reproduce_file": ("reproduce", [f"--workdir={a_file}", *data], None),
+        "train_data": ("train", [f"--workdir={tmp_path / 'new_run'}", *data], "new_run"),
+        "reproduce_data": ("reproduce", [f"--workdir={tmp_path / 'new_job'}", *data], "new_job"),
+        "stats_data": ("dataset_stats", data, None),
+    }
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", f"experiments.{module}", *args],
+            cwd=_REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (module, args, _) in cases.items()
+    }
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, (name, err[-2000:])
+        assert "Traceback" not in err, (name, err[-2000:])
+        errors = [x for x in err.splitlines() if x.startswith("E")]
+        assert len(errors) == 1, (name, errors)
+        if name.endswith("_file"):
+            assert f"={a_file} is a file, not a folder" in errors[0], (name, errors)
+        else:
+            assert str(missing) in errors[0], (name, errors)
+        left = cases[name][2]
+        if left is not None:
+            assert not (tmp_path / left).exists(), name

@@ -141,6 +141,31 @@ def test_rerun_resumes_and_changed_config_is_refused(trained, dataset_files, tmp
         _launch([*argv, "--seed=3", "--learning_rate=0.5"])
 
 
+def test_resumed_run_says_so_removes_stale_temp_files_and_writes_readable_files(
+    trained, dataset_files, tmp_path, caplog
+):
+    import logging
+
+    workdir, final = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    stale = [copy / ".final.json.a1b2.tmp", copy / ".config.json.c3d4.tmp"]
+    for path in stale:
+        path.write_text("partial write of a killed run")
+    old_umask = os.umask(0o022)
+    try:
+        with caplog.at_level(logging.INFO):
+            again = _launch([*_argv(copy, dataset_files), "--seed=3"])
+    finally:
+        os.umask(old_umask)
+    said = [r.getMessage() for r in caplog.records if "resumed from step" in r.getMessage()]
+    assert said == [f"{copy}: resumed from step {final['steps']}"]
+    assert again["resumed_from_step"] == final["steps"]
+    assert not any(p.exists() for p in stale)
+    for name in ("final.json", "config.json"):
+        assert os.stat(copy / name).st_mode & 0o777 == 0o644, name
+
+
 def test_load_run_errors(trained, tmp_path):
     workdir, _ = trained
     with pytest.raises(RunFolderError, match="not a training run folder"):

@@ -25,7 +25,7 @@ from flax import nnx
 
 import attn_interp
 from attn_interp.data.fingerprint import record_digest
-from attn_interp.io_utils import atomic_write_json
+from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
 from attn_interp.records import record_differences
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
@@ -296,6 +296,7 @@ def train_and_evaluate(
     )
     # Checked before anything is written: a changed configuration or dataset is refused whole.
     _check_same_run(workdir, requested_run(data_cfg, train_cfg, loaded, **request))
+    remove_stale_temp_files(workdir)  # partial writes of a killed earlier run
     vocab_path = os.path.join(workdir, VOCAB_FILE)
     if os.path.exists(vocab_path):
         vocab = data_lib.Vocabulary.load(vocab_path)
@@ -331,8 +332,11 @@ def train_and_evaluate(
     validation, test = eval_batches("validation"), eval_batches("test")
 
     ckpt = RunCheckpoints(workdir)
-    fresh_run = ckpt.latest_step(LATEST) is None
+    resume_step = ckpt.latest_step(LATEST)
     ckpt.close()
+    fresh_run = resume_step is None
+    if not fresh_run:
+        logging.info("%s: resumed from step %d", workdir, resume_step)
     embeddings, embed_info = None, {}
     if fresh_run:
         embeddings, embed_info = _initial_embeddings(
