@@ -18,10 +18,7 @@ document count), ``tokens_per_doc``, ``sentences_per_doc``, ``multi_sentence_sha
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import types
-import typing
 
 import numpy as np
 from absl import app, flags
@@ -30,49 +27,19 @@ from attn_interp.data import (
     DataConfig,
     LoadedDataset,
     Vocabulary,
-    available_datasets,
     load_splits,
     tokenize_sentences,
 )
+from experiments import config_flags
 from experiments.cli import launch
 
-_MIN_COUNT = flags.DEFINE_integer("min_count", 5, "Vocabulary minimum count (train + validation).")
-
-
-def _define_data_flags() -> dict[str, flags.FlagHolder]:
-    """One absl flag per `DataConfig` field (None defaults stay None when the flag is not given)."""
-    hints = typing.get_type_hints(DataConfig)
-    holders: dict[str, flags.FlagHolder] = {}
-    defaults = DataConfig()
-    for field in dataclasses.fields(DataConfig):
-        default = getattr(defaults, field.name)
-        hint = hints[field.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        base = args[0] if isinstance(hint, types.UnionType) and args else hint
-        doc = f"DataConfig.{field.name}"
-        if field.name == "dataset":
-            doc = f"Dataset name, one of: {', '.join(available_datasets())}."
-        if typing.get_origin(base) is tuple:
-            holders[field.name] = flags.DEFINE_list(field.name, [str(v) for v in default], doc)
-        elif base is int:
-            holders[field.name] = flags.DEFINE_integer(field.name, default, doc)
-        else:
-            holders[field.name] = flags.DEFINE_string(field.name, default, doc)
-    return holders
-
-
-_DATA_FLAGS = _define_data_flags()
+config_flags.define_data_flags(flags.FLAGS)
+flags.adopt_module_key_flags(config_flags)  # list the generated flags in --help
 
 
 def config_from_flags() -> DataConfig:
     """The `DataConfig` given by the command-line flags."""
-    values = {}
-    for name, holder in _DATA_FLAGS.items():
-        v = holder.value
-        if isinstance(v, list):
-            v = tuple(float(x) for x in v)
-        values[name] = v
-    return DataConfig(**values)
+    return config_flags.data_config_from_flags(flags.FLAGS)
 
 
 def _mean_sd(x: np.ndarray) -> dict[str, float]:
@@ -147,7 +114,7 @@ def format_table(stats: dict) -> str:
 def run() -> dict:
     """Loads the dataset given by the flags; prints Table 1 and the JSON line; returns the stats."""
     ds = load_splits(config_from_flags())
-    stats = compute_stats(ds, min_count=_MIN_COUNT.value)
+    stats = compute_stats(ds, min_count=flags.FLAGS.min_count)
     print(format_table(stats))
     print(json.dumps(stats, sort_keys=False), flush=True)
     return stats

@@ -5,15 +5,21 @@ r"""The main job: train, run the erasure tests, write the figures, tables and re
     python -m experiments.reproduce --workdir=/tmp/smoke --smoke \
         --dataset=local --local_path=tiny.csv --models=han_noenc,flan_noenc
 
-Stages per dataset: Table 1 statistics (WORKDIR/dataset_stats/DATASET.json); then per model:
-training into WORKDIR/runs/DATASET/ARCH (skipped when final.json exists), the erasure tests on
-the test split into WORKDIR/runs/DATASET/ARCH/erasure (skipped when summary.json exists and the
-manifest matches these settings; an interrupted run resumes from its saved shards); finally
-WORKDIR/report/report.md and report.html with every table, figure and per-document view.
+Stages per dataset: Table 1 statistics (WORKDIR/dataset_stats/NAME.json); then per model:
+training into WORKDIR/runs/NAME/ARCH, the erasure tests on the test split into
+WORKDIR/runs/NAME/ARCH/erasure (an interrupted stage resumes); finally WORKDIR/report/report.md
+and report.html with every table, figure and per-document view. Every stage is reused only when
+it was made from the same inputs: statistics from the same settings and data (sha256 of the
+prepared splits), a trained run from the same data, model and training settings, erasure results
+from the same erasure settings, engine revision and trained run; otherwise it is redone, with one
+log line saying what changed (a changed run folder is deleted and retrained).
 
-Data flags are those of `experiments.dataset_stats` (one per `DataConfig` field); `--dataset`
-is used when `--datasets` is not given. `--smoke` trains tiny models (embed 16, hidden 8) for one
-epoch on at most 60 documents per split and erases at most 40 test documents: seconds per model.
+Flags: the data flags of `experiments.dataset_stats` (one per `DataConfig` field; `--dataset` is
+used when `--datasets` is not given) and the training flags of `experiments.train` (one per
+`TrainConfig` field, e.g. --learning_rate, --batch_size, --patience, --epochs, plus --embed_dim,
+--hidden, the dropouts, --preset and the word2vec settings), applied to every model. `--smoke`
+trains tiny models (embed 16, hidden 8) for one epoch on at most 60 documents per split and
+erases at most 40 test documents; training flags given on the command line still win.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from absl import app, flags
 
 from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
-from experiments import dataset_stats
+from experiments import config_flags, dataset_stats
 from experiments.cli import launch
 
 # Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
@@ -35,9 +41,13 @@ from experiments.cli import launch
 # flan_conv ~15-20 s per epoch after the first (45 s with compilation), han_rnn ~70 s per epoch
 # (190 s with compilation). `--models=all` trains all six.
 DEFAULT_MODELS = ("han_rnn", "flan_conv")
-SMOKE_OVERRIDES = {"embed_dim": 16, "hidden": 8}
+# Smoke mode's training settings (before the command line's training flags, which win).
+SMOKE_SETTINGS = {"epochs": 1, "save_every_steps": 0, "embed_dim": 16, "hidden": 8}
 SMOKE_DOCS_PER_SPLIT = 60
 SMOKE_TEST_DOCS = 40
+
+config_flags.define_training_flags(flags.FLAGS)  # the flags of experiments.train
+flags.adopt_module_key_flags(config_flags)  # --help lists the data and training flags
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder of the whole job (required).")
 _MODELS = flags.DEFINE_string(
@@ -49,7 +59,6 @@ _MODELS = flags.DEFINE_string(
 _DATASETS = flags.DEFINE_list(
     "datasets", None, "Comma-separated dataset names; default: the --dataset flag."
 )
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Override the preset's maximum epochs.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models, few documents, one epoch (seconds).")
 _MAX_TEST_DOCS = flags.DEFINE_integer(
     "max_test_docs", None, "Erase only the first N test documents (default: all; smoke: 40)."
@@ -137,22 +146,18 @@ def _brief(diffs: list[str], n: int = 3) -> str:
     return "; ".join(short) + (f"; {len(diffs) - n} more" if len(diffs) > n else "")
 
 
-def train_settings(data_cfg, loaded, arch: str, *, epochs, smoke: bool):
-    """(TrainConfig, model overrides) of one model: the preset, smoke and flag overrides."""
-    from attn_interp.train.config import preset_for
-
-    preset = preset_for(data_cfg.dataset, arch, train_docs=len(loaded.splits["train"]))
-    train_cfg = preset.train
-    overrides = dataclasses.asdict(preset.dropouts)
+def train_settings(data_cfg, loaded, arch: str, *, smoke: bool):
+    """(TrainConfig, model overrides) of one model: the preset, smoke mode's small settings, then
+    the training flags given on the command line (shared with `experiments.train`)."""
+    base = {"progress": not smoke}
     if smoke:
-        train_cfg = dataclasses.replace(train_cfg, epochs=1, save_every_steps=0)
-        overrides.update(SMOKE_OVERRIDES)
-    if epochs is not None:
-        train_cfg = dataclasses.replace(train_cfg, epochs=epochs)
-    return dataclasses.replace(train_cfg, progress=not smoke), overrides
+        base.update(SMOKE_SETTINGS)
+    return config_flags.training_settings(
+        flags.FLAGS, data_cfg.dataset, arch, len(loaded.splits["train"]), base=base
+    )
 
 
-def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, epochs, smoke: bool, min_count: int):
+def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, smoke: bool, min_count: int):
     """Trains one model into `run_dir` unless it holds a finished run of the same settings and
     data; a run of other settings or data there is deleted and retrained (one log line says
     why). Returns final.json's content."""
@@ -163,9 +168,15 @@ def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, epochs, smoke: boo
         train_and_evaluate,
     )
 
-    train_cfg, overrides = train_settings(data_cfg, loaded, arch, epochs=epochs, smoke=smoke)
+    train_cfg, overrides = train_settings(data_cfg, loaded, arch, smoke=smoke)
     label = f"train {arch} on {data_cfg.corpus_name}"
-    request = dict(arch=arch, model_overrides=overrides, min_count=min_count)
+    request = dict(
+        arch=arch,
+        model_overrides=overrides,
+        word2vec=config_flags.word2vec_from_flags(flags.FLAGS),
+        embeddings_corpus=flags.FLAGS.embeddings_corpus,
+        min_count=min_count,
+    )
     diffs = run_differences(run_dir, requested_run(data_cfg, train_cfg, loaded, **request))
     final_path = os.path.join(run_dir, FINAL_FILE)
     if diffs:
@@ -295,7 +306,6 @@ def run() -> str:
                 loaded,
                 arch,
                 run_dir,
-                epochs=_EPOCHS.value,
                 smoke=smoke,
                 min_count=min_count,
             )
@@ -303,7 +313,7 @@ def run() -> str:
             all_models.append(load_model_results(run_dir))
     notes = [
         f"Datasets: {', '.join(names)}. Models: {', '.join(models)}. "
-        f"Epochs: {_EPOCHS.value or ('1 (smoke)' if smoke else 'preset')}. "
+        f"Epochs: {flags.FLAGS.epochs or ('1 (smoke)' if smoke else 'preset')}. "
         f"Erased test documents per model: {'all' if max_docs is None else f'first {max_docs}'}.",
         f"Erasure settings: random item r drawn in '{config.random_mode}' mode, "
         f"{config.num_random} random orderings (figures use #0), backend {jax.default_backend()}.",

@@ -146,18 +146,23 @@ def test_changed_epochs_or_data_retrain_and_recompute(smoke_run, tmp_path):
     workdir = tmp_path / "work"
     shutil.copytree(old_workdir, workdir)
     args = [a for a in args if not a.startswith("--workdir")] + [f"--workdir={workdir}"]
-    run_dir = workdir / "runs" / "local" / "flan_noenc"
+    run_dir = workdir / "runs" / "tiny" / "flan_noenc"
     manifest = run_dir / "erasure" / "manifest.json"
     old_run_sha = json.loads(manifest.read_text())["run_sha256"]
 
-    more = _run([*args, "--epochs=2"], tmp_path)
+    more = _run([*args, "--epochs=2", "--learning_rate=0.01", "--batch_size=16"], tmp_path)
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     lines = _stage_lines(more.stdout)
     retrain = [x for x in lines if "retraining" in x]
     assert len(retrain) == 1 and "train.epochs: 1 -> 2" in retrain[0]
-    assert any("erasure flan_noenc on local: running" in x for x in lines)
+    assert any("erasure flan_noenc on tiny: running" in x for x in lines)
     assert json.loads((run_dir / "final.json").read_text())["epochs"] == 2
-    assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 2
+    train_cfg = json.loads((run_dir / "config.json").read_text())["train"]
+    assert (train_cfg["epochs"], train_cfg["learning_rate"], train_cfg["batch_size"]) == (
+        2,
+        0.01,
+        16,
+    )
     assert json.loads(manifest.read_text())["run_sha256"] != old_run_sha
 
     other = tmp_path / "other.csv"
@@ -169,7 +174,7 @@ def test_changed_epochs_or_data_retrain_and_recompute(smoke_run, tmp_path):
     assert any("dataset statistics" in x and "recomputing" in x for x in lines)
     assert any("retraining" in x and "data_sha256" in x for x in lines)
     assert not any("reusing" in x for x in lines)
-    stats = json.loads((workdir / "dataset_stats" / "local.json").read_text())
+    stats = json.loads((workdir / "dataset_stats" / "tiny.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     assert config["data"]["local_path"] == str(other)
     assert stats["data_fingerprint"]["splits"] == config["data_sha256"]
@@ -177,8 +182,8 @@ def test_changed_epochs_or_data_retrain_and_recompute(smoke_run, tmp_path):
     with np.load(run_dir / "erasure" / "results.npz") as f:
         erased = int(f["seq_len"].size)
     text = (workdir / "report" / "report.md").read_text(encoding="utf-8")
-    assert f"| local | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
-    assert f"| local | 3 | test | {stats['splits']['test']} |" in text
+    assert f"| tiny | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
+    assert f"| tiny | 3 | test | {stats['splits']['test']} |" in text
     assert final["test_documents"] == stats["splits"]["test"]
     assert erased == min(40, stats["splits"]["test"])
 

@@ -31,15 +31,22 @@ class TrainConfig:
     """Optimisation, schedule, batching and checkpointing settings of one training run.
 
     learning_rate: initial Adam step size (halved on every epoch without improvement).
+    epochs: maximum number of passes over the training split.
     clip: "norm" = `optax.clip_by_global_norm(clip_threshold)`, "value" = element-wise
       `optax.clip(clip_threshold)`, "none" = no clipping.
+    clip_threshold: the global norm (clip "norm") or absolute value (clip "value") clipped to.
     patience: stop after this many epochs without a new best validation accuracy.
-    lr_decay_factor / lr_decay_patience: reduce-on-plateau on validation accuracy (mode max).
+    lr_decay_factor / lr_decay_patience: reduce-on-plateau on validation accuracy (mode max):
+      multiply the learning rate by the factor after more than `lr_decay_patience` epochs
+      without improvement.
+    adam_b1 / adam_b2 / adam_eps: Adam's moment decay rates and denominator epsilon.
+    batch_size: maximum documents per batch (fewer when `max_cells_per_batch` binds).
     max_cells_per_batch: cap on padded token cells per batch (documents x tokens for FLAN,
       documents x sentences x words for HAN); `attn_interp.data.BatchConfig.max_cells_per_batch`.
       The paper's "maximum_samples_per_batch" counts documents x padded length, where the padded
       length is the document (FLAN: the same quantity) or the longest sentence (HAN). HAN presets
       therefore use the paper's cap x `HAN_SENTENCES_PER_CAP` (16 padded sentences).
+    seed: seed of the parameter initialisation, dropout and the order of training batches.
     max_sentences_per_doc / max_tokens_per_sentence: training-only length caps (longer documents
       are dropped from training, never from evaluation), as the paper filtered its training files.
     shape_ladder_ratio: pad every batch dimension up to the next value of the ladder 8, then
@@ -48,6 +55,7 @@ class TrainConfig:
       epoch ends).
     embeddings: initial word embeddings: "random" (Xavier-uniform rows), "word2vec" (trained on
       the dataset's own text, `attn_interp.embeddings`) or the path of a word2vec/GloVe text file.
+    progress: show a tqdm progress bar per epoch.
     """
 
     learning_rate: float = 4e-4
