@@ -62,8 +62,8 @@ _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
 # (2: divergences from the exact change of the logits; 3: exact minimum flip set from suffix sums,
-# with ties and weightless items).
-RESULTS_REVISION = 3
+# with ties and weightless items; 4: gradients of confident predictions without cancellation).
+RESULTS_REVISION = 4
 # ErasureConfig fields that change how the work is chunked but never the results.
 _RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
 
