@@ -271,10 +271,10 @@ def test_minimum_flip_set_matches_brute_force_over_all_subsets():
 def test_random_comparison_items_follow_their_definitions():
     num_docs, n = 3000, 4
     u = K.comparison_uniforms(jnp.arange(num_docs), 7, 3)
-    length = jnp.full((num_docs,), n)
+    mask = jnp.ones((num_docs, n), bool)
     tops = jnp.asarray(np.random.default_rng(0).integers(0, n, size=(num_docs, 3)), jnp.int32)
-    paper = np.asarray(K.random_other_items(u, length, tops, "paper"))
-    code = np.asarray(K.random_other_items(u, length, tops, "code_compatible"))
+    paper = np.asarray(K.random_other_items(u, mask, tops, "paper"))
+    code = np.asarray(K.random_other_items(u, mask, tops, "code_compatible"))
     assert (paper != np.asarray(tops)).all() and ((paper >= 0) & (paper < n)).all()
     assert ((code >= 1) & (code <= n - 1)).all()
     counts = np.bincount(code.ravel(), minlength=n)
@@ -285,7 +285,8 @@ def test_random_comparison_items_follow_their_definitions():
         np.bincount(paper[top0, 0], minlength=n)[1:] / top0.sum(), 1 / 3, atol=0.05
     )
     short_tops = jnp.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]], jnp.int32)
-    short = np.asarray(K.random_other_items(u[:3], jnp.array([0, 1, 2]), short_tops, "paper"))
+    short_mask = jnp.arange(n)[None, :] < jnp.array([0, 1, 2])[:, None]
+    short = np.asarray(K.random_other_items(u[:3], short_mask, short_tops, "paper"))
     np.testing.assert_array_equal(short, [[-1, -1, -1], [-1, -1, -1], [1, 0, 1]])
 
 

@@ -124,6 +124,50 @@ def test_chunked_equals_unchunked_and_batches_concatenate():
         )
 
 
+def _scatter(rng, width, mask, *arrays):
+    """Each row's valid items moved to sorted random positions of a wider row (padding between
+    them). Returns (positions `[batch, n]` of the k-th valid item, mask, the moved arrays)."""
+    b, n = mask.shape
+    pos = np.zeros((b, n), np.int64)
+    out_mask = np.zeros((b, width), bool)
+    moved = [np.zeros((b, width, *np.shape(a)[2:]), np.asarray(a).dtype) for a in arrays]
+    for i, length in enumerate(mask.sum(-1)):
+        pos[i, :length] = np.sort(rng.choice(width, size=length, replace=False))
+        out_mask[i, pos[i, :length]] = True
+        for src, dst in zip(arrays, moved, strict=True):
+            dst[i, pos[i, :length]] = np.asarray(src)[i, :length]
+    return pos, out_mask, moved
+
+
+@pytest.mark.parametrize("mode, method", [("paper", "closed_form"), ("code_compatible", "mask")])
+def test_non_prefix_masks_give_the_results_of_the_compacted_documents(mode, method):
+    """Valid positions anywhere (not a prefix): r and every random ordering are drawn among the
+    valid positions, and every result equals the compacted document's at the mapped positions."""
+    with jax.enable_x64(True):
+        values, scores, mask, w, bias = make_inputs(12, jnp.float64)
+        mask = np.asarray(mask)
+        pos, wide_mask, (wide_values, wide_scores) = _scatter(
+            np.random.default_rng(0), mask.shape[1] + 5, mask, values, scores
+        )
+        kw = dict(head=affine_head(w, bias), affine=(w, bias))
+        cfg = ErasureConfig(num_random=2, random_mode=mode, method=method)
+        compact = run_suite(values, scores, mask, config=cfg, **kw)
+        wide = run_suite(wide_values, wide_scores, wide_mask, config=cfg, **kw)
+    assert set(compact) == set(wide)
+    doc_of_item = np.repeat(np.arange(len(mask)), compact["seq_len"])
+    for key, want in compact.items():
+        if key.startswith("single_") and key.endswith("_index"):
+            want = np.where(want >= 0, pos[np.arange(len(want)), want], -1)
+            ok = want >= 0
+            assert wide_mask[np.flatnonzero(ok), want[ok]].all(), key
+        elif key.startswith("items/order_"):
+            want = pos[doc_of_item, want]
+        if want.dtype.kind == "f":
+            np.testing.assert_allclose(wide[key], want, rtol=1e-9, atol=1e-12, err_msg=key)
+        else:
+            np.testing.assert_array_equal(wide[key], want, err_msg=key)
+
+
 def test_mlp_head_through_the_mask_path_matches_the_reference():
     values, scores, mask, _, _ = make_inputs(12, jnp.float32)
     rng = np.random.default_rng(0)

@@ -36,7 +36,8 @@ class ErasureConfig:
 
     random_mode: "paper" draws the random comparison item r uniformly over the valid positions other
       than the compared top item; "code_compatible" reproduces the original code (quirk Q1): r uniform
-      over positions 1..n-1 (0-based), independent of the top item.
+      over positions 1..n-1 (0-based), independent of the top item. Both draw among the valid
+      positions, wherever the mask puts them (for a prefix mask: 0..n-1), never padding.
     num_random: number of seeded random removal orderings ("random0", "random1", ...).
     seed: base seed; every document's randomness is `fold_in(key(seed), doc_id)`, so results do not
       depend on batching or chunking.

@@ -181,7 +181,7 @@ def _suite_outputs(
     )
     tops = jnp.where(length[:, None] >= 1, tops, 0)
     u = K.comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
-    r = K.random_other_items(u, length, tops, spec.random_mode)
+    r = K.random_other_items(u, mask, tops, spec.random_mode)
     for j in range(len(RANDOM_TARGETS)):
         r_j = jnp.where(length >= 2, r_ext[:, j], -1) if spec.r_given[j] else r[:, j]
         target_idx.append(r_j)
