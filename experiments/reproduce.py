@@ -271,7 +271,7 @@ def run() -> str:
     """Runs every stage per the parsed flags; returns the path of report.md."""
     import jax
 
-    from attn_interp.analysis import load_model_results, write_report
+    from attn_interp.analysis import load_workdir_results, write_report
     from attn_interp.data import load_splits
 
     if not _WORKDIR.value:
@@ -291,14 +291,13 @@ def run() -> str:
     )
     for folder in ("dataset_stats", "report", "report/documents"):  # left by a killed run
         remove_stale_temp_files(os.path.join(workdir, folder))
-    all_stats, all_models = [], []
     names = []
     for dataset in datasets:
         data_cfg = data_config(dataset, smoke)
         name = data_cfg.corpus_name  # a local corpus's own name (--local_name)
         names.append(name)
         loaded = load_splits(data_cfg)
-        all_stats.append(stats_stage(data_cfg, loaded, workdir, min_count))
+        stats_stage(data_cfg, loaded, workdir, min_count)
         for arch in models:
             run_dir = os.path.join(workdir, "runs", name, arch)
             train_stage(
@@ -310,24 +309,26 @@ def run() -> str:
                 min_count=min_count,
             )
             erasure_stage(run_dir, f"{arch} on {name}", config, max_docs, progress=not smoke)
-            all_models.append(load_model_results(run_dir))
+    found = load_workdir_results(workdir)  # every finished run, not only this command's
+    for why in found.skipped:
+        log(f"report: leaving out {why}")
     notes = [
-        f"Datasets: {', '.join(names)}. Models: {', '.join(models)}. "
-        f"Epochs: {flags.FLAGS.epochs or ('1 (smoke)' if smoke else 'preset')}. "
-        f"Erased test documents per model: {'all' if max_docs is None else f'first {max_docs}'}.",
-        f"Erasure settings: random item r drawn in '{config.random_mode}' mode, "
-        f"{config.num_random} random orderings (figures use #0), backend {jax.default_backend()}.",
+        f"Every finished run of {workdir} ({len(found.models)}); this command trained or reused "
+        f"{', '.join(models)} on {', '.join(names)}. Each run's own settings, the epochs it ran "
+        "and its erasure settings are in the table 'Training runs in this workdir'; random "
+        f"orderings: figures use #0; backend {jax.default_backend()}.",
+        *[f"Left out: {why}" for why in found.skipped],
     ]
     if smoke:
         notes.append(
             "SMOKE RUN: tiny models (embed 16, hidden 8), one epoch, few documents; the numbers "
             "only show that the pipeline works."
         )
-    log(f"report: writing figures and tables for {len(all_models)} models")
+    log(f"report: writing figures and tables for {len(found.models)} models")
     md_path, html_path = write_report(
-        all_models,
+        found.models,
         os.path.join(workdir, "report"),
-        dataset_stats=all_stats,
+        dataset_stats=found.dataset_stats,
         notes=notes,
         max_points_per_bin=_POINTS_PER_BIN.value,
     )

@@ -196,3 +196,49 @@ def test_changed_epochs_or_data_retrain_and_recompute(smoke_run, tmp_path):
     assert any("finished run found" in x for x in lines)
     assert any("holds results of other settings (run_sha256: '000" in x for x in lines)
     assert json.loads(manifest.read_text())["run_sha256"] == stale["run_sha256"]
+
+
+def test_report_covers_every_finished_run_of_the_workdir(smoke_run, tmp_path):
+    """A second invocation with another --models adds its run to the report instead of replacing
+    the first; each run shows its own settings, the epochs it ran, the documents the training
+    caps dropped, and macro-F1 and per-class accuracy beside accuracy."""
+    import shutil
+
+    from attn_interp.train.metrics import classification_metrics
+
+    old_workdir, args, _, _ = smoke_run
+    workdir = tmp_path / "work"
+    shutil.copytree(old_workdir, workdir)
+    args = [a for a in args if not a.startswith(("--workdir", "--models"))]
+    extra = ["--models=han_noenc", "--max_tokens_per_sentence=7", "--learning_rate=0.005"]
+    second = _run([*args, f"--workdir={workdir}", *extra], tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    text = (workdir / "report" / "report.md").read_text(encoding="utf-8")
+    finals = {}
+    for arch, label in (("flan_noenc", "FLANnoenc"), ("han_noenc", "HANnoenc")):
+        run_dir = workdir / "runs" / "tiny" / arch
+        final = json.loads((run_dir / "final.json").read_text())
+        finals[arch] = final
+        acc, f1 = 100 * final["test_accuracy"], 100 * final["test_macro_f1"]
+        assert f"| tiny | {label} | {acc:.1f} | {f1:.1f} |" in text
+        per_class = final["test_per_class"]
+        assert [c["class"] for c in per_class] == ["neg", "pos", "mid"]
+        assert sum(c["documents"] for c in per_class) == final["test_documents"]
+        with np.load(run_dir / "erasure" / "results.npz") as f:  # every test document erased
+            again = classification_metrics(f["label"], f["predicted"], 3)
+        assert again.macro_f1 == pytest.approx(final["test_macro_f1"])
+        for entry, recall in zip(per_class, again.per_class_accuracy, strict=True):
+            if entry["documents"]:
+                assert entry["accuracy"] == pytest.approx(recall)
+                assert f"| tiny | {label} | {entry['class']} | {entry['documents']} |" in text
+    han = finals["han_noenc"]
+    dropped = han["train_documents_dropped_by_caps"]
+    assert dropped.get("sentence_too_long", 0) > 0
+    assert han["train_documents_used"] == han["train_documents"] - sum(dropped.values())
+    assert finals["flan_noenc"]["train_documents_dropped_by_caps"] == {}
+    rows = [x for x in text.splitlines() if x.startswith("| tiny | HANnoenc | 1 / 1 |")]
+    assert len(rows) == 1 and "0.005" in rows[0] and "50 sent. / 7 tok." in rows[0]  # preset + flag
+    assert f"| {sum(dropped.values())} | {han['train_documents']} |" in rows[0]
+    flan_rows = [x for x in text.splitlines() if x.startswith("| tiny | FLANnoenc | 1 / 1 |")]
+    assert len(flan_rows) == 1 and "0.002" in flan_rows[0]
+    assert "Test accuracy per class" in text

@@ -14,8 +14,8 @@ from attn_interp.analysis.figures import (
     figure_removal_boxplots,
     subsample_per_bin,
 )
-from attn_interp.analysis.loading import load_model_results
-from attn_interp.analysis.model_results import ModelResults, arch_label, ranking_label
+from attn_interp.analysis.loading import WorkdirResults, load_model_results, load_workdir_results
+from attn_interp.analysis.model_results import ModelResults, RunInfo, arch_label, ranking_label
 from attn_interp.analysis.report import claims, write_report
 from attn_interp.analysis.tables import (
     Table,
@@ -28,10 +28,17 @@ from attn_interp.analysis.tables import (
     not_optimal_table,
     optimality_gap_table,
     pairwise_table,
+    per_class_table,
     removal_fraction_table,
+    training_table,
 )
 
 __all__ = [
+    "RunInfo",
+    "WorkdirResults",
+    "load_workdir_results",
+    "per_class_table",
+    "training_table",
     "ModelResults",
     "Table",
     "accuracy_table",

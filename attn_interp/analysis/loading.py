@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
-from attn_interp.analysis.model_results import ModelResults
+from attn_interp.analysis.model_results import ModelResults, RunInfo
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def _check_same_run(run_dir: str, out_dir: str) -> None:
@@ -57,10 +65,19 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
         with open(docs_path, encoding="utf-8") as f:
             documents = [json.loads(line) for line in f if line.strip()]
     class_names = None
+    record: dict = {}
     config_path = os.path.join(run_dir, "config.json")
     if os.path.isfile(config_path):
         with open(config_path) as f:
-            class_names = json.load(f).get("class_names")
+            record = json.load(f)
+        class_names = record.get("class_names")
+    manifest = _read_json(os.path.join(out_dir, "manifest.json"))
+    run = RunInfo(
+        final=final,
+        train=record.get("train", {}),
+        model=record.get("model", {}),
+        erasure={k: manifest.get(k) for k in ("erasure_config", "max_docs", "split")},
+    )
     return ModelResults(
         dataset=str(final.get("dataset", "?")),
         arch=str(final.get("model", "?")),
@@ -70,4 +87,59 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
         test_documents=final.get("test_documents"),
         documents=documents,
         class_names=class_names,
+        run=run,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkdirResults:
+    """Every finished run of a main-job workdir, with the Table 1 statistics of its data.
+
+    models: one `ModelResults` per finished run (trained and erased), in folder order.
+    dataset_stats: the statistics (WORKDIR/dataset_stats/NAME.json) of each corpus with runs,
+      only where they were computed from the same data the runs were trained on.
+    skipped: one sentence per run folder left out, saying why.
+    """
+
+    models: list[ModelResults]
+    dataset_stats: list[dict]
+    skipped: list[str]
+
+
+def load_workdir_results(workdir: str) -> WorkdirResults:
+    """All finished runs under WORKDIR/runs/NAME/ARCH (`experiments.reproduce`'s layout).
+
+    A run is left out (with the reason in `skipped`) when training or its erasure tests have not
+    finished, when its erasure results belong to another trained run, or when it was trained on
+    other data than the corpus's statistics were computed from (another file under the same
+    name): the report never mixes results of different inputs.
+    """
+    from attn_interp.train.run import DATA_SHA_KEY
+
+    root = os.path.join(os.path.abspath(workdir), "runs")
+    models, skipped, stats_out = [], [], []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        stats = _read_json(os.path.join(workdir, "dataset_stats", f"{name}.json"))
+        splits = stats.get("data_fingerprint", {}).get("splits")
+        used = False
+        for arch in sorted(os.listdir(os.path.join(root, name))):
+            run_dir = os.path.join(root, name, arch)
+            record = _read_json(os.path.join(run_dir, "config.json"))
+            if not os.path.isfile(os.path.join(run_dir, "erasure", "summary.json")):
+                skipped.append(f"{name}/{arch}: training or its erasure tests have not finished.")
+                continue
+            if splits is not None and record.get(DATA_SHA_KEY) != splits:
+                skipped.append(
+                    f"{name}/{arch}: trained on other data than dataset_stats/{name}.json "
+                    "describes; re-run the main job with that run's data flags to update it."
+                )
+                continue
+            try:
+                models.append(load_model_results(run_dir))
+            except ValueError as err:
+                skipped.append(f"{name}/{arch}: {err}")
+                continue
+            used = True
+        if used and splits is not None:
+            stats_out.append(stats)
+    return WorkdirResults(models=models, dataset_stats=stats_out, skipped=skipped)

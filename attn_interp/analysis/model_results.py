@@ -57,6 +57,23 @@ def ranking_label(name: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What the report says about one trained run besides its erasure results.
+
+    final: the run's final.json (epochs run, best epoch, macro-F1, per-class accuracy, documents
+      dropped by the training caps, ...).
+    train: the run's TrainConfig as recorded in config.json (learning rate, batch size, ...).
+    model: the run's ModelConfig as recorded (embed_dim, hidden, dropouts, ...).
+    erasure: the erasure manifest's settings (erasure_config, max_docs).
+    """
+
+    final: Mapping[str, Any]
+    train: Mapping[str, Any]
+    model: Mapping[str, Any]
+    erasure: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelResults:
     """Erasure results of one model on one dataset.
 
@@ -70,6 +87,7 @@ class ModelResults:
     documents: optional rows of documents.jsonl (doc_index, label, predicted, seq_len, items: the
       item strings: sentences for HAN, tokens for FLAN), used by the per-document view.
     class_names: optional class names, indexed by class id.
+    run: optional `RunInfo` of the trained run (settings, epochs, caps, per-class metrics).
     """
 
     dataset: str
@@ -80,6 +98,7 @@ class ModelResults:
     test_documents: int | None = None
     documents: Sequence[Mapping[str, Any]] | None = None
     class_names: Sequence[str] | None = None
+    run: RunInfo | None = None
 
     def __post_init__(self) -> None:
         missing = [k for k in _REQUIRED if k not in self.results]

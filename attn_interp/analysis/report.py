@@ -143,7 +143,11 @@ def write_report(
     sections.append(("Settings", intro))
     if dataset_stats:
         sections.append(("Datasets", [tables.dataset_table(dataset_stats)]))
-    sections.append(("Models", [tables.accuracy_table(models, baselines)]))
+    model_items: list[Any] = [tables.accuracy_table(models, baselines)]
+    for table in (tables.training_table(models), tables.per_class_table(models)):
+        if table.rows:
+            model_items.append(table)
+    sections.append(("Models", model_items))
     sections.append(("The paper's claims, re-tested", [("list", claims(models))]))
     t2 = [
         tables.decision_flip_table(models, c) for c in ("attention", "gradient", "grad_x_attention")

@@ -160,11 +160,13 @@ def accuracy_table(
         c = m.summary["counts"]
         acc = None if m.test_accuracy is None else 100.0 * float(m.test_accuracy)
         base = None if baselines is None else baselines.get(m.dataset)
+        f1 = None if m.run is None else m.run.final.get("test_macro_f1")
         rows.append(
             (
                 m.dataset,
                 arch_label(m.arch),
                 acc,
+                None if f1 is None else 100.0 * float(f1),
                 *(() if baselines is None else (None if base is None else 100.0 * base,)),
                 m.test_documents,
                 c["total"],
@@ -176,6 +178,7 @@ def accuracy_table(
         "dataset",
         "model",
         "test accuracy %",
+        "macro-F1 %",
         *(() if baselines is None else (BASELINE_COLUMN,)),
         "test docs (accuracy)",
         "docs erased",
@@ -187,7 +190,8 @@ def accuracy_table(
         cols,
         tuple(rows),
         note=(
-            "Accuracy over all test documents; erasure statistics use the documents with more "
+            "Accuracy and macro-F1 (the unweighted mean of the classes' F1) over all test "
+            "documents; erasure statistics use the documents with more "
             "than one attention item (n > 1). Q10 mismatches: documents where the classifier head "
             "re-run on the unmodified weights disagrees with the full model."
             + (
@@ -199,7 +203,7 @@ def accuracy_table(
                 "`pip install -e '.[baseline]'`)."
             )
         ),
-        percent_columns=("test accuracy %", BASELINE_COLUMN),
+        percent_columns=("test accuracy %", "macro-F1 %", BASELINE_COLUMN),
     )
 
 
@@ -499,4 +503,88 @@ def aopc_table(models: Sequence[ModelResults], rankings: Sequence[str] | None = 
         tuple(rows),
         note="Means over n > 1 documents, probabilities of the original prediction.",
         float_format="{:.4f}",
+    )
+
+
+def training_table(models: Sequence[ModelResults]) -> Table:
+    """How each run was trained and erased: its own settings, the epochs it actually ran (from
+    final.json), and the training documents the length caps dropped."""
+    rows = []
+    for m in order_models(models):
+        if m.run is None:
+            continue
+        final, train, model = m.run.final, m.run.train, m.run.model
+        dropped = final.get("train_documents_dropped_by_caps")
+        caps = (train.get("max_sentences_per_doc"), train.get("max_tokens_per_sentence"))
+        erasure = m.run.erasure.get("erasure_config") or {}
+        max_docs = m.run.erasure.get("max_docs")
+        rows.append(
+            (
+                m.dataset,
+                arch_label(m.arch),
+                f"{final.get('epochs', '?')} / {train.get('epochs', '?')}",
+                final.get("best_epoch"),
+                final.get("stopped_early"),
+                train.get("learning_rate"),
+                train.get("batch_size"),
+                f"{model.get('embed_dim', '?')} / {model.get('hidden', '?')}",
+                train.get("embeddings", "random"),
+                "none"
+                if caps == (None, None)
+                else f"{caps[0] or '–'} sent. / {caps[1] or '–'} tok.",
+                None if dropped is None else sum(dropped.values()),
+                final.get("train_documents"),
+                f"{erasure.get('random_mode', '?')}, {erasure.get('num_random', '?')} random"
+                + ("" if max_docs is None else f", first {max_docs} docs"),
+            )
+        )
+    cols = (
+        "dataset",
+        "model",
+        "epochs run / max",
+        "best epoch",
+        "stopped early",
+        "learning rate",
+        "batch size",
+        "embed / hidden",
+        "embeddings",
+        "training caps",
+        "train docs dropped by caps",
+        "train docs",
+        "erasure",
+    )
+    return Table(
+        "Training runs in this workdir",
+        cols,
+        tuple(rows),
+        note=(
+            "Each run with its own settings (config.json) and the epochs it ran (final.json). "
+            "Training caps drop longer training documents (never validation or test ones)."
+        ),
+        float_format="{:g}",
+    )
+
+
+def per_class_table(models: Sequence[ModelResults]) -> Table:
+    """Test accuracy per class (recall) of every run, from final.json."""
+    rows = []
+    for m in order_models(models):
+        per_class = [] if m.run is None else m.run.final.get("test_per_class") or []
+        for entry in per_class:
+            acc = entry.get("accuracy")
+            rows.append(
+                (
+                    m.dataset,
+                    arch_label(m.arch),
+                    entry.get("class"),
+                    entry.get("documents"),
+                    None if acc is None else 100.0 * float(acc),
+                )
+            )
+    return Table(
+        "Test accuracy per class",
+        ("dataset", "model", "class", "test docs", "accuracy %"),
+        tuple(rows),
+        note="Share of each class's test documents the model assigns to that class (recall).",
+        percent_columns=("accuracy %",),
     )

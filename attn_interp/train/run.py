@@ -6,7 +6,9 @@ Run folder layout (WORKDIR):
   checkpoints/         orbax: latest (resume) and best (by validation accuracy)
   metrics.jsonl        one line per epoch
   training_curves.png  loss / accuracy / learning rate per epoch
-  final.json           test and validation accuracy of the best model, timings, throughput
+  final.json           test accuracy, macro-F1 and per-class accuracy of the best model, validation
+                       accuracy, epochs run, training documents dropped by the length caps,
+                       timings, throughput
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from attn_interp.records import record_differences
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
+from attn_interp.train.metrics import classification_metrics
 from attn_interp.train.optim import make_optimizer
 from attn_interp.train.serialize import config_from_json, config_to_json
 from attn_interp.train.shapes import bucket_batches
@@ -316,6 +319,12 @@ def train_and_evaluate(
     }
     bcfg = batch_config(train_cfg)
     data_lib.validate_for_training(loaded, corpora, bcfg)
+    # Documents over the training length caps (HAN presets): counted here, dropped by make_batches.
+    dropped = data_lib.apply_training_caps(corpora["train"], bcfg)[1]
+    if dropped:
+        logging.info(
+            "training caps drop %s of %d training documents", dropped, len(corpora["train"])
+        )
 
     ratio = train_cfg.shape_ladder_ratio
 
@@ -369,6 +378,9 @@ def train_and_evaluate(
         ckpt.close()
     val = loop.evaluate(model, validation)
     tst = loop.evaluate(model, test)
+    doc_index, predicted = loop.predict(model, test)
+    labels = loaded.splits["test"].labels[doc_index]
+    per_class = classification_metrics(labels, predicted, loaded.num_classes)
     step_s = max(result.step_seconds, 1e-9)
     final = {
         "model": arch,
@@ -377,6 +389,16 @@ def train_and_evaluate(
         "test_loss": tst["loss"],
         "test_documents": tst["documents"],
         "test_documents_without_tokens": len(corpora["test"].skipped_doc_index),
+        "test_macro_f1": per_class.macro_f1,
+        "test_per_class": [
+            {"class": name, "documents": int(n), "accuracy": None if n == 0 else float(acc)}
+            for name, n, acc in zip(
+                loaded.class_names, per_class.support, per_class.per_class_accuracy, strict=True
+            )
+        ],
+        "train_documents": len(corpora["train"]),
+        "train_documents_used": len(corpora["train"]) - sum(dropped.values()),
+        "train_documents_dropped_by_caps": dropped,
         "validation_accuracy": val["accuracy"],
         "best_epoch": result.best_epoch,
         "epochs": result.epochs_run,
