@@ -19,7 +19,8 @@ used when `--datasets` is not given) and the training flags of `experiments.trai
 `TrainConfig` field, e.g. --learning_rate, --batch_size, --patience, --epochs, plus --embed_dim,
 --hidden, the dropouts, --preset and the word2vec settings), applied to every model. `--smoke`
 trains tiny models (embed 16, hidden 8) for one epoch on at most 60 documents per split and
-erases at most 40 test documents; training flags given on the command line still win.
+erases at most 40 test documents (about 40 s of CPU time for the two default models; README);
+training flags given on the command line still win.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ _MODELS = flags.DEFINE_string(
 _DATASETS = flags.DEFINE_list(
     "datasets", None, "Comma-separated dataset names; default: the --dataset flag."
 )
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models, few documents, one epoch (seconds).")
+_SMOKE = flags.DEFINE_bool(
+    "smoke", False, "Tiny models, few documents, one epoch (~40 s of CPU time; see README)."
+)
 _MAX_TEST_DOCS = flags.DEFINE_integer(
     "max_test_docs", None, "Erase only the first N test documents (default: all; smoke: 40)."
 )
