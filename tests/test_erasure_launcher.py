@@ -181,7 +181,7 @@ def test_results_agree_with_direct_run_suite(runs, family, han_out, flan_cli_out
 
 
 def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, monkeypatch):
-    real = ev._run_shard
+    real = ev._shard_results
     calls = []
 
     def crash_after_first(*args, **kwargs):
@@ -191,7 +191,7 @@ def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, m
         return real(*args, **kwargs)
 
     out = str(tmp_path / "resumed")
-    monkeypatch.setattr(ev, "_run_shard", crash_after_first)
+    monkeypatch.setattr(ev, "_shard_results", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, progress=False, out_dir=out)
     assert os.listdir(os.path.join(out, "shards")) == ["shard_00000.npz"]  # no temp files left
@@ -203,7 +203,7 @@ def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, m
         resumed_calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ev, "_run_shard", counting)
+    monkeypatch.setattr(ev, "_shard_results", counting)
     ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, progress=False, out_dir=out)
     n_shards = len(os.listdir(os.path.join(han_out, "shards")))
     assert len(resumed_calls) == n_shards - 1
@@ -218,6 +218,30 @@ def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, m
     for name in ("first_vs_second.csv", "documents.jsonl"):
         with open(os.path.join(out, name)) as a, open(os.path.join(han_out, name)) as b:
             assert a.read() == b.read()
+
+
+@pytest.mark.parametrize("family", ["han", "flan"])
+def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeypatch):
+    """Shard sizes 1, 6, 64 and the default give bit-identical results.npz (logits, divergences,
+    item orderings with their ties) and summary.json (AOPC included): documents are erased in
+    fixed blocks of split positions (here 8 documents, so shards cut blocks and span several)."""
+    monkeypatch.setattr(ev, "BLOCK_DOCS", 8, raising=False)
+    outs = {}
+    for shard in (1, 6, 64, None):
+        kw = {} if shard is None else {"shard_docs": shard}
+        out = str(tmp_path / f"shard_{shard}")
+        outs[shard] = ev.load_erasure_results(
+            ev.evaluate_run(runs[family], CFG, progress=False, out_dir=out, **kw)
+        )
+    want, want_summary = outs.pop(None)
+    want_summary.pop("throughput")
+    assert "aopc" in json.dumps(want_summary) and "logits" in want
+    for shard, (got, summary) in outs.items():
+        assert list(got) == list(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=(shard, key))
+        summary.pop("throughput")
+        assert summary == want_summary, shard
 
 
 def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):

@@ -22,6 +22,7 @@ position in the split, so results do not depend on batching, sharding or interru
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +63,13 @@ _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
 # (2: divergences from the exact change of the logits; 3: exact minimum flip set from suffix sums,
-# with ties and weightless items; 4: gradients of confident predictions without cancellation).
-RESULTS_REVISION = 4
+# with ties and weightless items; 4: gradients of confident predictions without cancellation;
+# 5: documents erased in fixed blocks, whatever the shard size).
+RESULTS_REVISION = 5
+# Documents are encoded, batched and erased in fixed blocks of this many split positions,
+# whatever the shard size (see `_Blocks`).
+BLOCK_DOCS = 512
+_TIMING_KEYS = (_TIMING_PREFIX + "encode_seconds", _TIMING_PREFIX + "erasure_seconds")
 # ErasureConfig fields that change how the work is chunked but never the results.
 _RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
 
@@ -161,6 +167,7 @@ def _manifest(
                 "data_sha256": data_sha,
                 "documents": n_docs,
                 "shard_unit": "split_positions",  # shard s = split positions [s*N, (s+1)*N)
+                "block_docs": BLOCK_DOCS,
                 "package_version": attn_interp.__version__,
                 "results_revision": RESULTS_REVISION,
             },
@@ -271,7 +278,7 @@ def _evaluations_per_document(results: Mapping[str, np.ndarray], sufficiency: bo
     return 1 + n + curves * n
 
 
-def _run_shard(
+def _run_batches(
     batches: Sequence[Batch],
     forward,
     head,
@@ -279,9 +286,9 @@ def _run_shard(
     config: ErasureConfig,
     enc_timer: _Timer,
     suite_timer: _Timer,
-    bar,
     mesh=None,
 ) -> dict[str, np.ndarray]:
+    """Encoder and erasure suite on every batch; results sorted by doc_id, plus the timings."""
     enc0, suite0 = enc_timer.seconds, suite_timer.seconds
     parts = []
     for batch in batches:
@@ -318,8 +325,6 @@ def _run_shard(
         res["logits"] = logits.astype(np.float32)
         real = np.flatnonzero(doc_index >= 0)
         parts.append(take_documents(res, real))
-        if bar is not None:
-            bar.update(len(real))
     out = concatenate_results(parts)
     out = take_documents(out, np.argsort(out["doc_id"], kind="stable"))
     out[_TIMING_PREFIX + "encode_seconds"] = np.float64(enc_timer.seconds - enc0)
@@ -428,6 +433,92 @@ def _write_documents_file(path: str, results: Mapping[str, np.ndarray], texts, h
 
 
 # ---------------------------------------------------------------------------------------------
+# Fixed blocks of documents: results independent of the shard size.
+
+
+class _Blocks:
+    """Results of the fixed blocks of split positions [j * BLOCK_DOCS, (j + 1) * BLOCK_DOCS).
+
+    Every document is encoded, batched and erased with the other documents of its block, always
+    in the same batches and shapes, so its results do not depend on `shard_docs` (floating-point
+    results depend on the batch shapes they were computed in). The last block is kept for the
+    next shard, which usually needs it again when shards are smaller than blocks.
+    """
+
+    def __init__(self, compute: Callable[[int], tuple[dict[str, np.ndarray], np.ndarray]]):
+        self._compute = compute
+        self._last: tuple[int, Any] | None = None
+
+    def get(self, j: int) -> tuple[dict[str, np.ndarray], np.ndarray, bool]:
+        """(results of block j sorted by doc_id, skipped split positions, computed just now)."""
+        fresh = self._last is None or self._last[0] != j
+        if fresh:
+            self._last = (j, self._compute(j))
+        res, skipped = self._last[1]
+        return res, skipped, fresh
+
+
+class _Work(NamedTuple):
+    """What erases a block: the run, its jitted forward pass and head, the engine settings."""
+
+    run: Any
+    forward: Callable
+    head: Callable
+    affine: AffineParams
+    config: ErasureConfig
+    timers: tuple[_Timer, _Timer]  # encoder, suite
+    mesh: Any
+
+
+def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Block j of `texts_split`: (results sorted by doc_id, skipped split positions)."""
+    from attn_interp import data as data_lib
+    from attn_interp.train.run import batch_config
+    from attn_interp.train.shapes import bucket_batches
+
+    lo, hi = j * BLOCK_DOCS, min((j + 1) * BLOCK_DOCS, len(texts_split))
+    chunk = data_lib.Split(list(texts_split.texts[lo:hi]), texts_split.labels[lo:hi])
+    run, hier = work.run, work.run.model_config.hierarchical
+    part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
+    part = dataclasses.replace(part, doc_index=part.doc_index + lo)
+    res: dict[str, np.ndarray] = {}
+    if len(part):
+        batches = data_lib.make_batches(
+            part, batch_config(run.train_config), hierarchical=hier, train=False
+        )
+        # The training shape ladder: few distinct shapes, so few compilations.
+        batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
+        res = _run_batches(
+            batches, work.forward, work.head, work.affine, work.config, *work.timers, work.mesh
+        )
+    return res, np.asarray(part.skipped_doc_index, np.int64) + lo
+
+
+def _shard_results(blocks: _Blocks, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Results of split positions [lo, hi) cut from their blocks, with the timings of the blocks
+    computed for it and its count of documents without tokens (all under "shard/")."""
+    parts = []
+    timing = dict.fromkeys(_TIMING_KEYS, 0.0)
+    skipped = 0
+    for j in range(lo // BLOCK_DOCS, (hi - 1) // BLOCK_DOCS + 1):
+        res, skipped_pos, fresh = blocks.get(j)
+        skipped += int(np.sum((skipped_pos >= lo) & (skipped_pos < hi)))
+        docs = {k: v for k, v in res.items() if not k.startswith(_TIMING_PREFIX)}
+        if fresh:
+            for k in _TIMING_KEYS:
+                timing[k] += float(res.get(k, 0.0))
+        if docs:
+            ids = docs["doc_id"]
+            parts.append(take_documents(docs, np.flatnonzero((ids >= lo) & (ids < hi))))
+    out = concatenate_results(parts) if parts else {}
+    if out and out["doc_id"].size == 0:
+        out = {}
+    out.update({k: np.float64(v) for k, v in timing.items()})
+    out[_TIMING_PREFIX + "skipped_no_tokens"] = np.int64(skipped)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Public API.
 
 
@@ -473,8 +564,7 @@ def evaluate_run(
     """
     from attn_interp import data as data_lib
     from attn_interp.train.checkpoint import RunCheckpoints
-    from attn_interp.train.run import batch_config, load_run
-    from attn_interp.train.shapes import bucket_batches
+    from attn_interp.train.run import load_run
 
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be >= 1, got {shard_docs}.")
@@ -528,14 +618,12 @@ def evaluate_run(
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         atomic_write_bytes(manifest_path, data)
 
-    forward = _make_forward(run.model)
-    head = _make_head(run.model)
-    kernel, bias = run.model.head_params()
-    affine = AffineParams(kernel, bias)
-    bcfg = batch_config(run.train_config)
-    enc_timer, suite_timer = _Timer(), _Timer()
     n_split = len(texts_split)
     n_shards = -(-n_split // shard_docs)
+    affine = AffineParams(*run.model.head_params())
+    head, forward = _make_head(run.model), _make_forward(run.model)
+    work = _Work(run, forward, head, affine, config, (_Timer(), _Timer()), mesh)
+    blocks = _Blocks(functools.partial(_compute_block, work, texts_split))
     bar = tqdm(total=n_split, unit="doc", desc="erasure", disable=not progress)
     shard_paths = []
     start = time.perf_counter()
@@ -544,26 +632,9 @@ def evaluate_run(
             path = os.path.join(shard_dir, f"shard_{s:05d}.npz")
             lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
             shard_paths.append(path)
-            if os.path.exists(path):
-                bar.update(hi - lo)
-                continue
-            chunk = data_lib.Split(list(texts_split.texts[lo:hi]), texts_split.labels[lo:hi])
-            part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
-            part = dataclasses.replace(part, doc_index=part.doc_index + lo)
-            res: dict[str, np.ndarray] = {}
-            if len(part):
-                batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
-                # The training shape ladder: few distinct shapes, so few compilations.
-                batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
-                res = _run_shard(
-                    batches, forward, head, affine, config, enc_timer, suite_timer, bar, mesh
-                )
-            res.setdefault(_TIMING_PREFIX + "encode_seconds", np.float64(0.0))
-            res.setdefault(_TIMING_PREFIX + "erasure_seconds", np.float64(0.0))
-            res[_TIMING_PREFIX + "skipped_no_tokens"] = np.int64(len(part.skipped_doc_index))
-            bar.update(len(part.skipped_doc_index))
-            atomic_write_npz(path, res)
-            del part, res
+            if not os.path.exists(path):
+                atomic_write_npz(path, _shard_results(blocks, lo, hi))
+            bar.update(hi - lo)
     finally:
         bar.close()
     wall = time.perf_counter() - start
