@@ -37,3 +37,20 @@ class AttentionInputs(NamedTuple):
     values: jax.Array
     scores: jax.Array
     mask: jax.Array
+
+
+class PackedSentences(NamedTuple):
+    """A HAN batch whose real sentences are packed end to end into rows (the word level's layout).
+
+    Only real tokens are stored, so the word encoder runs over about as many cells as the batch has
+    tokens instead of `[docs, sentences, words]` mostly-padding cells.
+
+    words: int32 `[rows, width]` token ids; each sentence is contiguous within one row; 0 elsewhere.
+    segment: int32 `[rows, width]` sentence slot `doc * sentences + sentence` of each token, and
+      `docs * sentences` at positions that hold no token (gaps between sentences, row tails).
+    sentence_mask: bool `[docs, sentences]`, True at real sentences.
+    """
+
+    words: np.ndarray
+    segment: np.ndarray
+    sentence_mask: np.ndarray

@@ -9,11 +9,15 @@ import pytest
 from attn_interp.data import (
     BatchConfig,
     EncodedCorpus,
+    PackConfig,
     Split,
     Vocabulary,
     apply_training_caps,
     encode_corpus,
+    ladder_value,
     make_batches,
+    pack_config_for,
+    pack_sentences,
     padding_stats,
     tokenize,
     tokenize_sentences,
@@ -242,3 +246,83 @@ def test_make_batches_rejects_mismatched_layout_and_bad_config():
         make_batches(corpus, BatchConfig(), hierarchical=False, train=False)
     with pytest.raises(ValueError, match="batch_size"):
         BatchConfig(batch_size=0)
+
+
+# ---------------------------------------------------------------- packed HAN sentences
+
+
+def _unpack_packed(packed, shape):
+    """[batch, sentences, words] tokens rebuilt from PackedSentences (sentence spans in order)."""
+    docs, sentences = packed.sentence_mask.shape
+    out = np.zeros((docs * sentences, shape[2]), np.int64)
+    for r, c in zip(*np.nonzero(packed.segment < docs * sentences), strict=True):
+        slot = packed.segment[r, c]
+        start = c
+        while start > 0 and packed.segment[r, start - 1] == slot:
+            start -= 1
+        out[slot, c - start] = packed.words[r, c]
+    return out.reshape(docs, sentences, -1)[: shape[0], : shape[1]]
+
+
+@pytest.mark.parametrize("gap", [0, 2])
+def test_pack_sentences_round_trips_real_sentences_contiguously(gap):
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(1, 50, size=(6, 7, 9)).astype(np.int32)
+    lengths = rng.integers(1, 10, size=(6, 7))
+    tokens[np.arange(9)[None, None] >= lengths[..., None]] = 0
+    tokens[0, 3:] = 0  # fewer sentences
+    tokens[1, 2, 3] = 0  # a zero inside a sentence stays (the models mask it)
+    tokens[2, 1, 0] = 0  # first token 0: not a sentence, although later tokens are non-zero
+    tokens[5] = 0  # filler row
+    cfg = PackConfig(docs=8, sentences=4, width=12, gap=gap)
+    packed = pack_sentences(tokens, cfg)
+    real = tokens[:, :, 0] != 0
+    want = np.where(real[..., None], tokens, 0)
+    np.testing.assert_array_equal(_unpack_packed(packed, tokens.shape), want)
+    docs, sentences = packed.sentence_mask.shape
+    assert (docs, sentences) == (8, 8) and packed.words.shape[1] == 12
+    np.testing.assert_array_equal(packed.sentence_mask[:6, :7], real)
+    assert not packed.sentence_mask[6:].any() and not packed.sentence_mask[:, 7:].any()
+    # each sentence is one run within one row; runs in a row are `gap` apart or more
+    for row in packed.segment:
+        ids = [int(v) for v in row]
+        runs = [(v, i) for i, v in enumerate(ids) if v < docs * sentences and (i == 0 or ids[i - 1] != v)]  # fmt: skip
+        assert len({v for v, _ in runs}) == len(runs)
+        for _, b in runs[1:]:
+            assert np.all(row[b - gap : b] == docs * sentences)
+    assert len(np.unique(packed.segment[packed.segment < docs * sentences])) == real.sum()
+    # several sentences share rows; the rows axis is the ladder value over the rows used
+    used = int((packed.segment < docs * sentences).any(1).sum())
+    assert used < real.sum() and packed.words.shape[0] == ladder_value(used, 2.0)
+
+
+def test_pack_sentences_ladder_shapes_long_sentences_and_empty_batches():
+    cfg = PackConfig(docs=4, sentences=2, width=8, ratio=2.0)
+    tokens = np.zeros((3, 5, 20), np.int32)
+    tokens[0, 0, :20] = 1  # a sentence longer than the minimum width: next ladder value
+    tokens[1, 4, :3] = 2
+    packed = pack_sentences(tokens, cfg)
+    assert packed.words.shape == (8, 32) and packed.sentence_mask.shape == (4, 8)
+    empty = pack_sentences(np.zeros((2, 3, 4), np.int32), cfg)
+    assert empty.words.shape == (8, 8) and not empty.sentence_mask.any()
+    assert np.all(empty.segment == 4 * 2)
+    with pytest.raises(ValueError, match="batch, sentences, words"):
+        pack_sentences(np.zeros((2, 3), np.int32), cfg)
+    with pytest.raises(ValueError, match="ratio"):
+        PackConfig(ratio=1.0)
+
+
+def test_pack_config_for_covers_most_documents():
+    docs = [[np.ones(5, np.int32)] * 3] * 90 + [[np.ones(5, np.int32)] * 30] * 10
+    docs[0] = [np.ones(40, np.int32)]
+    corpus = EncodedCorpus(
+        docs=docs,
+        labels=np.zeros(100, np.int32),
+        doc_index=np.arange(100),
+        hierarchical=True,
+        num_input_docs=100,
+        skipped={},
+    )
+    assert pack_config_for(corpus, 64, quantile=0.5) == PackConfig(64, 8, 8)
+    assert pack_config_for(corpus, 50, gap=2, quantile=0.95) == PackConfig(64, 32, 8, gap=2)
+    assert pack_config_for(corpus, 8, quantile=1.0).width == 64  # the one 40-word sentence

@@ -12,7 +12,16 @@ Typical use::
 from attn_interp.data import imdb as _imdb  # noqa: F401  (registers "imdb_50k")
 from attn_interp.data import local as _local  # noqa: F401  (registers "local")
 from attn_interp.data import yahoo as _yahoo  # noqa: F401  (registers "yahoo_answers_10k")
-from attn_interp.data.batching import BatchConfig, apply_training_caps, make_batches, padding_stats
+from attn_interp.data.batching import (
+    BatchConfig,
+    PackConfig,
+    apply_training_caps,
+    ladder_value,
+    make_batches,
+    pack_config_for,
+    pack_sentences,
+    padding_stats,
+)
 from attn_interp.data.checks import UnusableDataError, validate_for_training
 from attn_interp.data.config import DataConfig
 from attn_interp.data.dataset import LoadedDataset, Split
@@ -33,6 +42,7 @@ __all__ = [
     "EncodedCorpus",
     "FetchError",
     "LoadedDataset",
+    "PackConfig",
     "PAPER_TRAINING_CAPS",
     "Split",
     "UnusableDataError",
@@ -41,9 +51,12 @@ __all__ = [
     "available_datasets",
     "build_vocabulary",
     "encode_corpus",
+    "ladder_value",
     "load_splits",
     "make_batches",
     "normalize_label",
+    "pack_config_for",
+    "pack_sentences",
     "normalize_text",
     "padding_stats",
     "paper_batch_config",

@@ -13,6 +13,10 @@
   `bucket_chunk_batches * batch_size` documents, grouped, then the batch order is shuffled.
 * Evaluation: every document is kept (no caps), sorted by length, no shuffling; ``doc_index`` maps
   each row back to its position in the split.
+* `pack_sentences` turns a HAN batch's tokens into `PackedSentences`: the real sentences packed end
+  to end into rows (first-fit decreasing), so the word encoder scans real tokens, not padding.
+  Every axis is padded up a geometric ladder (`ladder_value`) from minimums that `PackConfig`
+  holds for the whole run (`pack_config_for` picks them from the corpus), so few shapes compile.
 """
 
 from __future__ import annotations
@@ -24,9 +28,19 @@ import numpy as np
 from absl import logging
 
 from attn_interp.data.encoding import EncodedCorpus
-from attn_interp.types import Batch
+from attn_interp.types import Batch, PackedSentences
 
-__all__ = ["BatchConfig", "make_batches", "apply_training_caps", "padding_stats"]
+__all__ = [
+    "BatchConfig",
+    "PackConfig",
+    "apply_training_caps",
+    "ladder_value",
+    "make_batches",
+    "pack_config_for",
+    "pack_sentences",
+    "packing_stats",
+    "padding_stats",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,4 +234,142 @@ def padding_stats(batches: list[Batch]) -> dict[str, float]:
         "real": float(real),
         "cells": float(cells),
         "padding_fraction": 1.0 - real / cells if cells else 0.0,
+    }
+
+
+def ladder_value(n: int, ratio: float, start: int = 8) -> int:
+    """Smallest ladder value >= n; the ladder is start, then round_up(prev * ratio, start)."""
+    if ratio <= 1.0:
+        raise ValueError(f"shape ladder ratio must be > 1 (got {ratio}); use 0 to disable it.")
+    value = start
+    while value < n:
+        value = max(value + start, _round_up(int(value * ratio), start))
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class PackConfig:
+    """Layout of `pack_sentences` (`attn_interp.types.PackedSentences`); one per run.
+
+    docs: the documents axis is padded with empty documents to at least this many rows.
+    sentences: the sentence axis has at least this many slots.
+    width: positions per packed row, at least (more only when a sentence is longer).
+    ratio: every axis goes up the ladder `ladder_value(n, ratio, minimum)` above its minimum.
+    gap: masked positions after each sentence (`attn_interp.models.packing_gap`: half the widest
+      convolution window for conv encoders, 0 otherwise).
+    Minimums that cover most batches give every batch the same shape (one compilation) for little
+    extra work: empty documents and sentence slots cost only the cheap sentence level.
+    """
+
+    docs: int = 64
+    sentences: int = 64
+    width: int = 64
+    ratio: float = 2.0
+    gap: int = 0
+
+    def __post_init__(self):
+        for name in ("docs", "sentences", "width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PackConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.ratio <= 1.0 or self.gap < 0:
+            raise ValueError(f"PackConfig needs ratio > 1 and gap >= 0, got {self}")
+
+
+def pack_config_for(
+    corpus: EncodedCorpus, batch_size: int, *, gap: int = 0, quantile: float = 0.99
+) -> PackConfig:
+    """The `PackConfig` of a run on `corpus`: docs = `batch_size`; sentence and width minimums =
+    ladder values (from 8) covering `quantile` of the documents' sentence counts and of the
+    sentence lengths (+ gap), so nearly every batch shares them."""
+    counts = corpus.num_sentences()
+    lengths = np.concatenate([[len(s) for s in d] for d in corpus.docs] or [[1]])
+    return PackConfig(
+        docs=ladder_value(batch_size, 2.0),
+        sentences=ladder_value(int(np.quantile(counts, quantile)) if len(counts) else 1, 2.0),
+        width=ladder_value(int(np.quantile(lengths, quantile)) + gap, 2.0),
+        gap=gap,
+    )
+
+
+def _first_fit_decreasing(lengths: np.ndarray, width: int, gap: int) -> tuple[np.ndarray, ...]:
+    """Rows and offsets placing items of `lengths` (+ `gap` after each) into rows of `width`,
+    longest first, each into the first row with room. Returns (row, offset, rows used)."""
+    row = np.zeros(len(lengths), np.int64)
+    offset = np.zeros(len(lengths), np.int64)
+    free = np.zeros(len(lengths), np.int64)
+    used = 0
+    for k in np.argsort(-lengths, kind="stable"):
+        need = int(lengths[k])
+        fits = np.flatnonzero(free[:used] >= need)
+        r = int(fits[0]) if len(fits) else used
+        if r == used:
+            free[r] = width
+            used += 1
+        row[k], offset[k] = r, width - free[r]
+        free[r] -= need + gap
+    return row, offset, used
+
+
+def pack_sentences(tokens: np.ndarray, cfg: PackConfig) -> PackedSentences:
+    """Packs a HAN batch's real sentences end to end into rows (see `PackedSentences`).
+
+    tokens: int `[batch, sentences, words]`, 0 = padding; a sentence is real iff its first token is
+    non-zero, and it is copied up to its last non-zero token (zeros inside stay, masked as in the
+    padded layout). Documents keep their rows, sentences their slots (`doc * sentences + sentence`
+    in `segment`).
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 3:
+        raise ValueError(
+            f"pack_sentences needs [batch, sentences, words] tokens, got {tokens.shape}"
+        )
+    batch, n_sent, _ = tokens.shape
+    real = tokens[:, :, 0] != 0
+    present = np.flatnonzero(real.any(0))
+    docs = ladder_value(batch, cfg.ratio, cfg.docs)
+    sentences = ladder_value(int(present[-1]) + 1 if len(present) else 1, cfg.ratio, cfg.sentences)
+    last = tokens.shape[2] - np.argmax((tokens != 0)[:, :, ::-1], axis=-1)
+    inside = (np.arange(tokens.shape[2]) < last[..., None]) & real[:, :, None]
+    doc_i, sent_i = np.nonzero(real)
+    lengths = last[doc_i, sent_i]
+    width = ladder_value(int(lengths.max(initial=1)), cfg.ratio, cfg.width)
+    row, offset, used = _first_fit_decreasing(lengths, width, cfg.gap)
+    rows = ladder_value(max(used, 1), cfg.ratio)
+    words = np.zeros((rows, width), np.int32)
+    segment = np.full((rows, width), docs * sentences, np.int32)
+    which = np.full(real.shape, -1, np.int64)
+    which[doc_i, sent_i] = np.arange(len(doc_i))
+    d, s, w = np.nonzero(inside)
+    k = which[d, s]
+    col = offset[k] + w
+    words[row[k], col] = tokens[d, s, w]
+    segment[row[k], col] = d * sentences + s
+    sentence_mask = np.zeros((docs, sentences), bool)
+    sentence_mask[:batch, :n_sent] = real[:, :sentences]
+    return PackedSentences(words=words, segment=segment, sentence_mask=sentence_mask)
+
+
+def packing_stats(batches: list[Batch], cfg: PackConfig) -> dict[str, float]:
+    """Padding and distinct shapes of `batches` padded (as they are) and packed with `cfg`.
+
+    Returns {"padded_cells", "packed_cells", "real", "padded_waste", "packed_waste",
+    "padded_shapes", "packed_shapes"}: waste = 1 - real tokens / cells of the word level.
+    """
+    real = padded = packed_cells = 0
+    padded_shapes, packed_shapes = set(), set()
+    for b in batches:
+        p = pack_sentences(b.tokens, cfg)
+        real += int(np.count_nonzero(p.words))
+        padded += int(b.tokens.size)
+        packed_cells += int(p.words.size)
+        padded_shapes.add(b.tokens.shape)
+        packed_shapes.add(p.words.shape + p.sentence_mask.shape)
+    return {
+        "real": float(real),
+        "padded_cells": float(padded),
+        "packed_cells": float(packed_cells),
+        "padded_waste": 1.0 - real / padded if padded else 0.0,
+        "packed_waste": 1.0 - real / packed_cells if packed_cells else 0.0,
+        "padded_shapes": float(len(padded_shapes)),
+        "packed_shapes": float(len(packed_shapes)),
     }

@@ -26,6 +26,32 @@ def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.where(mask, weights, 0.0)
 
 
+def segment_softmax(scores: jax.Array, segment: jax.Array, num_segments: int) -> jax.Array:
+    """Softmax over the items of each segment (the packed counterpart of `masked_softmax`).
+
+    scores: `[...]`; segment: int `[...]` ids in [0, num_segments]; id `num_segments` marks
+    positions outside every segment (weight 0). Returns weights `[...]` summing to 1 per segment.
+    """
+    flat_scores, flat_ids = scores.reshape(-1), segment.reshape(-1)
+    n = num_segments + 1
+    peak = jax.ops.segment_max(jax.lax.stop_gradient(flat_scores), flat_ids, num_segments=n)
+    inside = flat_ids < num_segments
+    exp = jnp.where(inside, jnp.exp(flat_scores - jnp.where(inside, peak[flat_ids], 0.0)), 0.0)
+    total = jax.ops.segment_sum(exp, flat_ids, num_segments=n)
+    return (exp / jnp.where(inside, total[flat_ids], 1.0)).reshape(scores.shape)
+
+
+def segment_weighted_sum(
+    values: jax.Array, weights: jax.Array, segment: jax.Array, num_segments: int
+) -> jax.Array:
+    """values `[..., dim]`, weights and segment `[...]` -> per-segment sums `[num_segments, dim]`
+    of weights * values (zero for an empty segment; positions with id `num_segments` dropped)."""
+    dim = values.shape[-1]
+    weighted = (weights[..., None] * values).reshape(-1, dim)
+    sums = jax.ops.segment_sum(weighted, segment.reshape(-1), num_segments=num_segments + 1)
+    return sums[:num_segments]
+
+
 def weighted_sum(values: jax.Array, weights: jax.Array) -> jax.Array:
     """Attention-weighted sum: values `[..., items, dim]`, weights `[..., items]` -> `[..., dim]`."""
     return jnp.einsum("...n,...nd->...d", weights, values)

@@ -12,10 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from attn_interp.models.attention import AdditiveAttention, masked_softmax, weighted_sum
+from attn_interp.models.attention import (
+    AdditiveAttention,
+    masked_softmax,
+    segment_softmax,
+    segment_weighted_sum,
+    weighted_sum,
+)
 from attn_interp.models.config import ModelConfig
 from attn_interp.models.encoders import make_encoder
-from attn_interp.types import AttentionInputs
+from attn_interp.types import AttentionInputs, PackedSentences
+
+Tokens = jax.Array | PackedSentences
 
 
 class AttentionClassifier(nnx.Module):
@@ -77,7 +85,13 @@ class AttentionClassifier(nnx.Module):
         )
         self.logit_dropout = nnx.Dropout(cfg.logit_dropout, rngs=rngs)
 
-    def _check_tokens(self, tokens: jax.Array) -> jax.Array:
+    def _check_tokens(self, tokens: Tokens) -> Tokens:
+        if isinstance(tokens, PackedSentences):
+            if not self.hierarchical:
+                raise ValueError(
+                    f"{self.cfg.arch} is a FLAN model; PackedSentences are for HAN models."
+                )
+            return PackedSentences(*(jnp.asarray(a) for a in tokens))
         tokens = jnp.asarray(tokens)
         want = 3 if self.hierarchical else 2
         if tokens.ndim != want:
@@ -91,10 +105,11 @@ class AttentionClassifier(nnx.Module):
             raise ValueError(f"tokens must be integer ids, got dtype {tokens.dtype}.")
         return tokens
 
-    def encode(self, tokens: jax.Array) -> AttentionInputs:
+    def encode(self, tokens: Tokens) -> AttentionInputs:
         """Runs everything up to the erased attention layer.
 
-        tokens: int `[batch, sentences, words]` (HAN) or `[batch, tokens]` (FLAN).
+        tokens: int `[batch, sentences, words]` (HAN) or `[batch, tokens]` (FLAN), or for HAN the
+        same documents as `PackedSentences` (the fast layout for training; equal results).
         Returns AttentionInputs with values `[batch, n, d]` (zero at padding), scores `[batch, n]`
         and mask bool `[batch, n]`; n = sentences (HAN) or tokens (FLAN).
         """
@@ -104,7 +119,16 @@ class AttentionClassifier(nnx.Module):
             x = self.word_dropout(self.embed(tokens))
             values = self.token_encoder(x, mask)
             return AttentionInputs(values, self.token_attention(values), mask)
+        if isinstance(tokens, PackedSentences):
+            sentence_vectors, sentence_mask = self._packed_sentence_vectors(tokens)
+        else:
+            sentence_vectors, sentence_mask = self._sentence_vectors(tokens)
+        sentence_vectors = self.sentence_dropout(sentence_vectors)
+        values = self.sentence_encoder(sentence_vectors, sentence_mask)
+        return AttentionInputs(values, self.sentence_attention(values), sentence_mask)
 
+    def _sentence_vectors(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """tokens `[batch, sentences, words]` -> (sentence vectors `[batch, sentences, d]`, mask)."""
         batch, sentences, words = tokens.shape
         sentence_mask = tokens[:, :, 0] != 0
         word_mask = (tokens != 0) & sentence_mask[:, :, None]
@@ -112,10 +136,21 @@ class AttentionClassifier(nnx.Module):
         flat_mask = word_mask.reshape(batch * sentences, words)
         h_words = self.word_encoder(x.reshape(batch * sentences, words, -1), flat_mask)
         word_weights = masked_softmax(self.word_attention(h_words), flat_mask)
-        sentence_vectors = weighted_sum(h_words, word_weights).reshape(batch, sentences, -1)
-        sentence_vectors = self.sentence_dropout(sentence_vectors)
-        values = self.sentence_encoder(sentence_vectors, sentence_mask)
-        return AttentionInputs(values, self.sentence_attention(values), sentence_mask)
+        vectors = weighted_sum(h_words, word_weights).reshape(batch, sentences, -1)
+        return vectors, sentence_mask
+
+    def _packed_sentence_vectors(self, packed: PackedSentences) -> tuple[jax.Array, jax.Array]:
+        """The word level on packed rows: only real tokens are encoded; each sentence's vector is
+        its own attention-weighted sum, scattered to its `[batch, sentences]` slot."""
+        batch, sentences = packed.sentence_mask.shape
+        slots = batch * sentences
+        mask = (packed.words != 0) & (packed.segment < slots)
+        x = self.word_dropout(self.embed(packed.words))
+        h_words = self.word_encoder(x, mask, segment=packed.segment)
+        items = jnp.where(mask, packed.segment, slots)  # masked words are in no sentence
+        word_weights = segment_softmax(self.word_attention(h_words), items, slots)
+        vectors = segment_weighted_sum(h_words, word_weights, items, slots)
+        return vectors.reshape(batch, sentences, -1), packed.sentence_mask
 
     def head(self, values: jax.Array, weights: jax.Array) -> jax.Array:
         """Post-attention classifier on explicit weights (no renormalisation inside).
@@ -129,12 +164,12 @@ class AttentionClassifier(nnx.Module):
         """(W `[d, C]`, b `[C]`) such that eval-mode `head(v, w) == (w[..., None] * v).sum(1) @ W + b`."""
         return self.output.kernel[...], self.output.bias[...]
 
-    def attention(self, tokens: jax.Array) -> jax.Array:
+    def attention(self, tokens: Tokens) -> jax.Array:
         """Weights `[batch, n]` of the erased attention layer (zero at padding)."""
         inputs = self.encode(tokens)
         return masked_softmax(inputs.scores, inputs.mask)
 
-    def __call__(self, tokens: jax.Array) -> jax.Array:
+    def __call__(self, tokens: Tokens) -> jax.Array:
         """tokens -> logits `[batch, C]` = head(values, masked_softmax(scores, mask))."""
         inputs = self.encode(tokens)
         return self.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))

@@ -15,7 +15,8 @@ class ConvEncoder(nnx.Module):
     """Parallel 1-D convolutions (one per width, `hidden` filters each), "same" zero padding, ReLU.
 
     The input is masked, dropped out (training only), convolved, and the output masked again
-    (paper.md §1.5). PyTorch default init.
+    (paper.md §1.5). PyTorch default init. Rows packed with several sequences need
+    `conv_gap(widths)` masked positions between sequences so that no window reaches a neighbour.
     """
 
     def __init__(
@@ -45,8 +46,14 @@ class ConvEncoder(nnx.Module):
             ]
         )
 
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
-        """x `[batch, time, in]`, mask bool `[batch, time]` -> `[batch, time, len(widths) * hidden]`."""
+    def __call__(
+        self, x: jax.Array, mask: jax.Array, *, segment: jax.Array | None = None
+    ) -> jax.Array:
+        """x `[batch, time, in]`, mask bool `[batch, time]` -> `[batch, time, len(widths) * hidden]`.
+
+        segment: unused (packed rows are separated by masked gaps instead).
+        """
+        del segment
         m = mask[..., None].astype(x.dtype)
         x = self.dropout(x * m)
         out = jnp.concatenate([jax.nn.relu(conv(x)) for conv in self.convs], axis=-1)
@@ -56,9 +63,19 @@ class ConvEncoder(nnx.Module):
 class IdentityEncoder(nnx.Module):
     """No encoder: returns the inputs with padding positions zeroed."""
 
-    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, mask: jax.Array, *, segment: jax.Array | None = None
+    ) -> jax.Array:
         """x `[batch, time, in]`, mask bool `[batch, time]` -> `[batch, time, in]`."""
+        del segment
         return x * mask[..., None].astype(x.dtype)
+
+
+def packing_gap(cfg: ModelConfig) -> int:
+    """Masked positions needed between sequences packed into one row for `cfg`'s encoder: half
+    the widest convolution window for conv encoders, none for the biGRU (it restarts its state)
+    and the identity."""
+    return max(cfg.conv_widths) // 2 if cfg.encoder == "conv" else 0
 
 
 def make_encoder(in_features: int, cfg: ModelConfig, *, rngs: nnx.Rngs) -> nnx.Module:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,9 @@ from attn_interp.train.checkpoint import BEST, LATEST, RunCheckpoints
 from attn_interp.train.config import TrainConfig
 from attn_interp.train.optim import get_learning_rate, make_optimizer, set_learning_rate
 from attn_interp.types import Batch
+
+if TYPE_CHECKING:  # the data package imports tensorflow_datasets; only place_batch needs it
+    from attn_interp.data.batching import PackConfig
 
 _REFRESH_EVERY = 10  # steps between progress-bar updates (each forces a device sync)
 
@@ -69,17 +72,31 @@ def row_weights(batch: Batch) -> np.ndarray:
     return (np.asarray(batch.doc_index) >= 0).astype(np.float32)
 
 
-def place_batch(batch: Batch, mesh: Mesh | None) -> tuple[Any, Any, Any, np.ndarray]:
+def place_batch(
+    batch: Batch, mesh: Mesh | None, pack: PackConfig | None = None
+) -> tuple[Any, Any, Any, np.ndarray]:
     """(tokens, labels, weights, doc_index) ready for `train_step` / `eval_step`.
 
-    Without a mesh the numpy arrays are returned as they are (the single-device path). With one,
+    Without a mesh the numpy arrays are returned as they are (the single-device path); with `pack`
+    a HAN batch's tokens become `PackedSentences` (`pack_sentences`; the HAN models' fast layout)
+    and labels, weights and doc_index get filler rows up to its documents axis. With a mesh,
     filler rows (weight 0, doc_index -1) pad the batch axis to a multiple of the "data" axis and
-    tokens / labels / weights become global arrays sharded on that axis; doc_index stays numpy
+    tokens / labels / weights become global arrays sharded on that axis (padded layout: `pack`
+    is not used, packed rows would mix documents of several devices); doc_index stays numpy
     `[padded batch]`.
     """
     w = row_weights(batch)
     if mesh is None:
-        return batch.tokens, batch.labels, w, np.asarray(batch.doc_index)
+        if pack is None or np.ndim(batch.tokens) != 3:
+            return batch.tokens, batch.labels, w, np.asarray(batch.doc_index)
+        from attn_interp.data.batching import pack_sentences
+
+        packed = pack_sentences(batch.tokens, pack)
+        rows = packed.sentence_mask.shape[0]
+        labels, w, doc_index = parallel.pad_rows(
+            rows, batch.labels, w, batch.doc_index, fill=(0, 0, -1)
+        )
+        return packed, labels, w, doc_index
     tokens, labels, w, doc_index = parallel.pad_rows(
         parallel.data_size(mesh),
         batch.tokens,
@@ -93,19 +110,24 @@ def place_batch(batch: Batch, mesh: Mesh | None) -> tuple[Any, Any, Any, np.ndar
 
 
 def evaluate(
-    model: nnx.Module, batches: Sequence[Batch], *, mesh: Mesh | None = None
+    model: nnx.Module,
+    batches: Sequence[Batch],
+    *,
+    mesh: Mesh | None = None,
+    pack: PackConfig | None = None,
 ) -> dict[str, float]:
     """Loss and accuracy over all real documents of `batches`, dropout off.
 
     mesh: data-parallel mesh (`attn_interp.parallel.data_mesh`; default `parallel.current_mesh()`);
       the model's state must already be replicated on it (`fit` does that).
+    pack: HAN batches go to the model as `PackedSentences` (see `place_batch`).
     Returns {"loss", "accuracy", "documents"}; leaves the model in eval mode.
     """
     mesh = parallel.resolve_mesh(mesh)
     model.eval()
     loss_sums, corrects, total = [], [], 0.0
     for batch in batches:
-        tokens, labels, w, _ = place_batch(batch, mesh)
+        tokens, labels, w, _ = place_batch(batch, mesh, pack)
         loss_sum, correct, _ = eval_step(model, tokens, labels, w)
         loss_sums.append(loss_sum)
         corrects.append(correct)
@@ -118,17 +140,21 @@ def evaluate(
 
 
 def predict(
-    model: nnx.Module, batches: Sequence[Batch], *, mesh: Mesh | None = None
+    model: nnx.Module,
+    batches: Sequence[Batch],
+    *,
+    mesh: Mesh | None = None,
+    pack: PackConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted classes of all real documents: (doc_index int64 `[n]`, prediction int32 `[n]`).
 
-    mesh: as in `evaluate`.
+    mesh, pack: as in `evaluate`.
     """
     mesh = parallel.resolve_mesh(mesh)
     model.eval()
     idx, preds = [], []
     for batch in batches:
-        tokens, labels, w, doc_index = place_batch(batch, mesh)
+        tokens, labels, w, doc_index = place_batch(batch, mesh, pack)
         _, _, p = eval_step(model, tokens, labels, w)
         keep = doc_index >= 0
         idx.append(doc_index[keep])
@@ -226,6 +252,7 @@ def fit(
     meta: Mapping[str, Any] | None = None,
     opt: nnx.Optimizer | None = None,
     mesh: Mesh | None = None,
+    pack: PackConfig | None = None,
 ) -> FitResult:
     """Trains `model` in place, checkpointing to `workdir`, and leaves it at the *last* step.
 
@@ -246,6 +273,8 @@ def fit(
         `parallel.current_mesh()`, None = the single-device path, unchanged): parameters and
         optimizer state are replicated, every batch is padded with filler rows to a multiple of
         the device count and sharded on its batch axis. The model stays replicated afterwards.
+      pack: HAN batches go to the model as `PackedSentences` (`pack_sentences`): the word encoder
+        runs over real tokens only (same results; see `place_batch`).
     """
     mesh = parallel.resolve_mesh(mesh)
     opt = make_optimizer(model, cfg) if opt is None else opt
@@ -304,7 +333,7 @@ def fit(
                 batch = batches[i]
                 w = row_weights(batch)
                 t0 = time.perf_counter()
-                tokens, labels, weights, _ = place_batch(batch, mesh)
+                tokens, labels, weights, _ = place_batch(batch, mesh, pack)
                 pending.append(train_step(model, opt, tokens, labels, weights))
                 n_docs, n_tokens = int(w.sum()), int(np.count_nonzero(batch.tokens))
                 progress["step"] += 1
@@ -332,7 +361,7 @@ def fit(
             bar.close()
             progress["epoch_seconds"] += time.perf_counter() - epoch_start
 
-            val = evaluate(model, validation, mesh=mesh)
+            val = evaluate(model, validation, mesh=mesh, pack=pack)
             model.train()
             improved = val["accuracy"] > progress["best_validation_accuracy"]
             if improved:

@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attn_interp.data.batching import ladder_value
 from attn_interp.types import Batch
-
-
-def ladder_value(n: int, ratio: float, start: int = 8) -> int:
-    """Smallest ladder value >= n; the ladder is start, then round_up(prev * ratio, start)."""
-    if ratio <= 1.0:
-        raise ValueError(f"shape ladder ratio must be > 1 (got {ratio}); use 0 to disable it.")
-    value = start
-    while value < n:
-        value = max(value + start, -(-int(value * ratio) // start) * start)
-    return value
 
 
 def bucket_batch(batch: Batch, ratio: float) -> Batch:
