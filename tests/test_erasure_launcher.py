@@ -7,7 +7,9 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
+import shutil
 
 import jax.numpy as jnp
 import numpy as np
@@ -242,6 +244,43 @@ def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeyp
             np.testing.assert_array_equal(got[key], want[key], err_msg=(shard, key))
         summary.pop("throughput")
         assert summary == want_summary, shard
+
+
+def test_corrupted_shards_are_recomputed_and_bad_files_named(
+    runs, han_out, tmp_path, monkeypatch, caplog
+):
+    """A truncated shard (or one the manifest has no sha256 for) is recomputed with a warning
+    naming it; a damaged .npz read directly gives an error naming the file."""
+    out = str(tmp_path / "copy")
+    shutil.copytree(han_out, out)
+    shard_dir = os.path.join(out, ev.SHARD_DIR)
+    manifest = json.load(open(os.path.join(out, ev.MANIFEST_FILE)))
+    names = sorted(os.listdir(shard_dir))
+    assert sorted(manifest[ev.SHARD_SUMS_KEY]) == names
+    bad, unrecorded = (os.path.join(shard_dir, n) for n in names[1:3])
+    with open(bad, "r+b") as f:
+        f.truncate(os.path.getsize(bad) // 2)
+    with pytest.raises(ValueError, match=rf"{bad} is not a readable \.npz"):
+        ev.merge_shards([bad], str(tmp_path / "merged.npz"))
+    del manifest[ev.SHARD_SUMS_KEY][os.path.basename(unrecorded)]
+    with open(os.path.join(out, ev.MANIFEST_FILE), "w") as f:
+        json.dump(manifest, f)
+    calls = []
+    real = ev._shard_results
+    monkeypatch.setattr(ev, "_shard_results", lambda *a: calls.append(a[1:]) or real(*a))
+    with caplog.at_level(logging.WARNING):
+        ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, progress=False, out_dir=out)
+    assert calls == [(SHARD, 2 * SHARD), (2 * SHARD, 3 * SHARD)]
+    assert f"{bad} does not match its sha256" in caplog.text
+    assert f"{unrecorded} has no sha256" in caplog.text
+    got, want = ev.load_erasure_results(out)[0], ev.load_erasure_results(han_out)[0]
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    results = os.path.join(out, ev.RESULTS_FILE)
+    with open(results, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(ValueError, match=rf"{results} is not a readable \.npz"):
+        ev.load_erasure_results(out)
 
 
 def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):

@@ -3,9 +3,11 @@
 Output folder (default ``WORKDIR/erasure``):
 
   manifest.json     erasure config, run identity (`run_identity`: the training configs and data),
-                    checkpoint step and parameter digest, data fingerprint, version
+                    checkpoint step and parameter digest, data fingerprint, version, and the
+                    sha256 of every finished shard file
   shards/           shard_00000.npz, ...: results of `shard_docs` documents each (atomic writes);
-                    a re-run skips the shards already there
+                    a re-run skips the shards whose file matches its recorded sha256 and
+                    recomputes any other (with a warning naming it)
   results.npz       per-instance (and ragged "items/") arrays of every evaluated document, in split
                     order (`write_outputs`), plus "label" `[docs]` and "logits" `[docs, classes]`
   *.csv             the original code's CSVs (`write_outputs`)
@@ -16,7 +18,8 @@ Output folder (default ``WORKDIR/erasure``):
 
 Every document with at least one token is evaluated (the paper's quirk Q8: accuracy over all of
 them, erasure statistics over n > 1 in `summarize`). Each document's random draws are seeded by its
-position in the split, so results do not depend on batching, sharding or interruptions.
+position in the split, and documents are erased in fixed blocks of split positions (`_Blocks`),
+so results do not depend on the shard size or on interruptions, bit for bit.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import shutil
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 from flax import nnx
 from tqdm.auto import tqdm
 
@@ -59,6 +64,7 @@ DOCUMENTS_FILE = "documents.jsonl"
 SHARD_DIR = "shards"
 RESULTS_FILE = "results.npz"
 SUMMARY_FILE = "summary.json"
+SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of the written file
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
@@ -93,8 +99,8 @@ def _json_default(x):
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    with _open_npz(path) as f:
+        return {k: _member(f, k, path) for k in f.files}
 
 
 def take_documents(results: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -176,7 +182,8 @@ def _manifest(
     )
 
 
-def _check_manifest(path: str, new: dict[str, Any]) -> None:
+def _check_manifest(path: str, new: dict[str, Any]) -> dict[str, str]:
+    """Refuses a manifest of another setup; returns its shard checksums (file name -> sha256)."""
     with open(path) as f:
         try:
             old = json.load(f)
@@ -184,7 +191,7 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
             raise ManifestMismatchError(
                 f"{path} is unreadable ({err}); pass overwrite=True (--overwrite) to start over."
             ) from err
-    ignore = {"workdir"}  # the same run may be moved or mounted elsewhere
+    ignore = {"workdir", SHARD_SUMS_KEY}  # the same run may be moved or mounted elsewhere
     diffs = record_differences(old, new, ignore)
     if diffs:
         raise ManifestMismatchError(
@@ -192,6 +199,58 @@ def _check_manifest(path: str, new: dict[str, Any]) -> None:
             f"({'; '.join(diffs[:8])}). Repeat the original settings to resume, choose another "
             "output folder, or pass overwrite=True (--overwrite) to delete them and start over."
         )
+    return dict(old.get(SHARD_SUMS_KEY, {}))
+
+
+def _write_manifest(path: str, manifest: dict[str, Any], shard_sums: dict[str, str]) -> None:
+    record = {**manifest, SHARD_SUMS_KEY: dict(sorted(shard_sums.items()))}
+    atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def _shard_is_done(path: str, shard_sums: Mapping[str, str]) -> bool:
+    """A shard file counts as done only if its sha256 is the one the manifest recorded when it was
+    written; any other file there (truncated, corrupted, unrecorded) is to be recomputed."""
+    if not os.path.exists(path):
+        return False
+    recorded = shard_sums.get(os.path.basename(path))
+    if recorded is not None and _sha256_file(path) == recorded:
+        return True
+    why = "does not match its sha256" if recorded else "has no sha256"
+    logging.warning("%s %s in %s: recomputing it", path, why, MANIFEST_FILE)
+    return False
+
+
+_NPZ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error)
+
+
+def _unreadable(path: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"{path} is not a readable .npz file ({type(err).__name__}: {err}); delete it and run "
+        "again (a shard is recomputed)."
+    )
+
+
+def _member(npz, key: str, path: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except _NPZ_ERRORS as err:
+        raise _unreadable(path, err) from err
+
+
+def _open_npz(path: str):
+    """`np.load` of a shard or results file; a damaged file raises ValueError naming it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as err:
+        raise _unreadable(path, err) from err
 
 
 def _check_training_data(workdir: str, split: str, sha: str) -> None:
@@ -362,7 +421,7 @@ def merge_shards(
         files: dict[str, Any] = {}
         try:
             for path in shard_paths:
-                with np.load(path, allow_pickle=False) as f:
+                with _open_npz(path) as f:
                     names = [k for k in f.files if not k.startswith(_TIMING_PREFIX)]
                     if not names:
                         continue  # a shard without documents
@@ -379,7 +438,7 @@ def merge_shards(
                             "(or pass overwrite=True) and run again."
                         )
                     for k in keys:
-                        arr = np.ascontiguousarray(f[k])
+                        arr = np.ascontiguousarray(_member(f, k, path))
                         if k not in meta:
                             meta[k] = (arr.dtype, arr.shape[1:])
                         elif (arr.dtype, arr.shape[1:]) != meta[k]:
@@ -609,14 +668,14 @@ def evaluate_run(
     manifest_path = os.path.join(out_dir, MANIFEST_FILE)
     if overwrite and os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
+    shard_sums: dict[str, str] = {}
     if os.path.exists(manifest_path):
-        _check_manifest(manifest_path, manifest)
+        shard_sums = _check_manifest(manifest_path, manifest)
     os.makedirs(shard_dir, exist_ok=True)
     for folder in (out_dir, shard_dir):  # partial writes of a killed earlier run
         remove_stale_temp_files(folder)
     if not os.path.exists(manifest_path):
-        data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        atomic_write_bytes(manifest_path, data)
+        _write_manifest(manifest_path, manifest, shard_sums)
 
     n_split = len(texts_split)
     n_shards = -(-n_split // shard_docs)
@@ -632,8 +691,10 @@ def evaluate_run(
             path = os.path.join(shard_dir, f"shard_{s:05d}.npz")
             lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
             shard_paths.append(path)
-            if not os.path.exists(path):
+            if not _shard_is_done(path, shard_sums):
                 atomic_write_npz(path, _shard_results(blocks, lo, hi))
+                shard_sums[os.path.basename(path)] = _sha256_file(path)
+                _write_manifest(manifest_path, manifest, shard_sums)
             bar.update(hi - lo)
     finally:
         bar.close()
@@ -641,7 +702,7 @@ def evaluate_run(
 
     timing: dict[str, float] = {}
     for path in shard_paths:
-        with np.load(path, allow_pickle=False) as f:
+        with _open_npz(path) as f:
             for k in f.files:
                 if k.startswith(_TIMING_PREFIX):
                     timing[k] = timing.get(k, 0.0) + float(f[k])
