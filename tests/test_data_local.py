@@ -171,9 +171,8 @@ def test_run_folder_written_before_a_new_data_field_still_resumes(tmp_path):
     record = {"data": config_to_json(DataConfig(dataset="local", local_path="x.csv")), "k": 1}
     old = json.loads(json.dumps(record))
     del old["data"]["local_name"]  # written by a version without the field
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(old))
-    _check_same_run(str(path), record)  # the missing field reads as its default
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    _check_same_run(str(tmp_path), record)  # the missing field reads as its default
     renamed = {**record, "data": {**record["data"], "local_name": "cfpb"}}
     with pytest.raises(RunFolderError, match="data.local_name: 'local' -> 'cfpb'"):
-        _check_same_run(str(path), renamed)
+        _check_same_run(str(tmp_path), renamed)
