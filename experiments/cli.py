@@ -44,6 +44,30 @@ def _holds_files(folder: str) -> bool:
     return any(files for _, _, files in os.walk(folder))
 
 
+def enable_compilation_cache() -> str:
+    """Turns on JAX's persistent compilation cache; returns its folder.
+
+    The folder is `<cache_dir>/jax_cache` (the launcher's --cache_dir flag when it has one, else
+    $ATTN_INTERP_CACHE or ~/.cache/attn_interp), unless $JAX_COMPILATION_CACHE_DIR names another.
+    A re-run, or a second model with the same shapes, then loads its XLA programs instead of
+    compiling them. JAX keys every entry by the program, the JAX / jaxlib versions, the XLA flags
+    and the device, so a changed model or setup compiles anew rather than loading a stale one.
+    """
+    import jax
+
+    from attn_interp.data.fetch import resolve_cache_dir
+
+    folder = jax.config.jax_compilation_cache_dir
+    if not folder:
+        given = flags.FLAGS["cache_dir"].value if "cache_dir" in flags.FLAGS else None
+        folder = os.path.join(resolve_cache_dir(given), "jax_cache")
+        jax.config.update("jax_compilation_cache_dir", folder)
+    # Cache every program that took noticeable time to compile (JAX's default skips those < 1 s).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
 def launch(
     run: Callable[[], object], folder_flags: Sequence[str] = ()
 ) -> Callable[[list[str]], None]:
@@ -53,6 +77,7 @@ def launch(
     folder_flags: names of flags that give folders (`--workdir`, `--out_dir`): each is checked
     before `run()` (a file there is one clear error line), and a folder this launch created is
     removed again when the launch fails before writing any file into it.
+    JAX's persistent compilation cache is on (`enable_compilation_cache`).
     """
 
     def main(argv: list[str]) -> None:
@@ -67,6 +92,7 @@ def launch(
                     path = check_folder(name, value)
                     if not os.path.exists(path):
                         created.append(path)
+            enable_compilation_cache()
             run()
         except BaseException as err:
             for path in created:  # a failed launch leaves no empty folder behind

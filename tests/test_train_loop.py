@@ -306,3 +306,40 @@ def test_paper_presets():
         paper_preset("yahoo", "lstm")
     with pytest.raises(ValueError, match="clip"):
         TrainConfig(clip="l2")
+
+
+def test_compile_seconds_recorded_and_restored_best_model_reuses_compiled_shapes(tmp_path, data):
+    train_batches, validation = data
+    model = tiny_model(3)
+    result = loop.fit(model, small_cfg(epochs=2), train_batches, validation, str(tmp_path))
+    first, second = (r["compile_seconds"] for r in result.history)
+    assert first > 0.0 and second < first  # the second epoch reuses the first one's programs
+    assert result.compile_seconds == pytest.approx(first + second)
+    ckpt = checkpoint.RunCheckpoints(str(tmp_path))
+    try:
+        ckpt.restore(checkpoint.BEST, model)
+    finally:
+        ckpt.close()
+    with loop.CompileTimer() as timer:
+        loop.evaluate(model, validation)
+    assert timer.compilations == 0  # restored (committed) arrays hit the same jit cache entries
+
+
+def test_packed_han_training_matches_padded_batches(tmp_path):
+    from attn_interp.data.batching import PackConfig
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, VOCAB, size=(6, 3, 5)).astype(np.int32)
+    tokens[np.arange(5)[None, None] >= rng.integers(1, 6, (6, 3))[..., None]] = 0
+    tokens[0, 2:] = 0
+    batches = [Batch(tokens, rng.integers(0, CLASSES, 6).astype(np.int32), np.arange(6))]
+    cfg = small_cfg(epochs=2)
+    results = []
+    for name, pack in (("padded", None), ("packed", PackConfig(docs=8, sentences=4, width=8))):
+        model = tiny_model(1, arch="han_rnn", word_dropout=0.0, sentence_dropout=0.0, logit_dropout=0.0)  # fmt: skip
+        fit = loop.fit(model, cfg, lambda e: batches, batches, str(tmp_path / name), pack=pack)
+        results.append((params_of(model), [h["train_loss"] for h in fit.history]))
+        assert loop.predict(model, batches, pack=pack)[0].tolist() == list(range(6))
+    for a, b in zip(results[0][0], results[1][0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5)

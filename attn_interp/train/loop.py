@@ -30,6 +30,47 @@ if TYPE_CHECKING:  # the data package imports tensorflow_datasets; only place_ba
     from attn_interp.data.batching import PackConfig
 
 _REFRESH_EVERY = 10  # steps between progress-bar updates (each forces a device sync)
+_COMPILE_EVENTS = (  # jax.monitoring durations of turning a new shape into an executable
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+
+
+class CompileTimer:
+    """Seconds JAX spends tracing, lowering and compiling (or loading from its persistent
+    cache) while the context is open, and how many XLA compilations that was.
+
+        with CompileTimer() as timer:
+            ...
+        timer.seconds, timer.compilations
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.compilations = 0
+
+    def _listen(self, event: str, duration: float, **_: Any) -> None:
+        if event in _COMPILE_EVENTS:
+            self.seconds += duration
+            self.compilations += event == _COMPILE_EVENTS[-1]
+
+    def __enter__(self) -> CompileTimer:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def commit_to_device(node: nnx.Module | nnx.Optimizer) -> None:
+    """Places every array of `node` on the default device explicitly ("committed").
+
+    Arrays restored from a checkpoint are committed, and jit compiles anew for committed inputs:
+    committing the state from the start lets a restored model reuse every compiled shape.
+    """
+    state = nnx.state(node)
+    nnx.update(node, jax.device_put(state, jax.devices()[0]))
 
 
 def _loss_terms(model: nnx.Module, tokens: jax.Array, labels: jax.Array, weights: jax.Array):
@@ -215,6 +256,7 @@ class FitResult:
     documents_seen: int
     tokens_seen: int
     resumed_from_step: int | None
+    compile_seconds: float = 0.0
 
 
 def _initial_progress(cfg: TrainConfig) -> dict[str, Any]:
@@ -236,6 +278,7 @@ def _initial_progress(cfg: TrainConfig) -> dict[str, Any]:
         "step_seconds": 0.0,
         "documents_seen": 0,
         "tokens_seen": 0,
+        "compile_seconds": 0.0,
         "finished": False,
         "stopped_early": False,
         "learning_rate": cfg.learning_rate,
@@ -281,6 +324,9 @@ def fit(
     if mesh is not None:
         parallel.replicate(model, mesh)
         parallel.replicate(opt, mesh)
+    else:
+        commit_to_device(model)
+        commit_to_device(opt)
     ckpt = RunCheckpoints(workdir)
     extra = dict(meta or {})
     resumed_from = ckpt.latest_step(LATEST)
@@ -291,6 +337,7 @@ def fit(
             parallel.replicate(opt, mesh)
     else:
         progress = _initial_progress(cfg)
+    progress.setdefault("compile_seconds", 0.0)  # checkpoints written before it was recorded
 
     def save(which: str) -> None:
         ckpt.save(
@@ -303,116 +350,120 @@ def fit(
 
     start = time.perf_counter()
     seconds_before = progress["train_seconds"]
-    try:
-        while not progress["finished"]:
-            epoch = progress["epoch"]
-            batches = train_batches(epoch)
-            if len(batches) == 0:
-                raise ValueError(f"train_batches({epoch}) returned no batches.")
-            lr = get_learning_rate(opt)
-            model.train()
-            bar = tqdm(
-                total=len(batches),
-                initial=progress["batch_in_epoch"],
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                disable=not cfg.progress,
-                leave=False,
-                dynamic_ncols=True,
-            )
-            pending: list[tuple[jax.Array, jax.Array]] = []
-            epoch_start = time.perf_counter()
-
-            def flush(pending=pending, progress=progress) -> None:
-                if pending:
-                    vals = np.asarray(jax.device_get(pending), dtype=np.float64)
-                    progress["epoch_loss_sum"] += float(vals[:, 0].sum())
-                    progress["epoch_correct"] += float(vals[:, 1].sum())
-                    pending.clear()
-
-            for i in range(progress["batch_in_epoch"], len(batches)):
-                batch = batches[i]
-                w = row_weights(batch)
-                t0 = time.perf_counter()
-                tokens, labels, weights, _ = place_batch(batch, mesh, pack)
-                pending.append(train_step(model, opt, tokens, labels, weights))
-                n_docs, n_tokens = int(w.sum()), int(np.count_nonzero(batch.tokens))
-                progress["step"] += 1
-                progress["batch_in_epoch"] = i + 1
-                progress["epoch_documents"] += n_docs
-                progress["epoch_tokens"] += n_tokens
-                progress["documents_seen"] += n_docs
-                progress["tokens_seen"] += n_tokens
-                bar.update(1)
-                last = i + 1 == len(batches)
-                periodic = cfg.save_every_steps and progress["step"] % cfg.save_every_steps == 0
-                if last or periodic or len(pending) >= _REFRESH_EVERY:
-                    flush()
-                    docs = max(progress["epoch_documents"], 1)
-                    bar.set_postfix(
-                        loss=f"{progress['epoch_loss_sum'] / docs:.4f}",
-                        acc=f"{progress['epoch_correct'] / docs:.4f}",
-                    )
-                progress["step_seconds"] += time.perf_counter() - t0
-                if periodic and not last:
-                    progress["epoch_seconds"] += time.perf_counter() - epoch_start
-                    progress["train_seconds"] = seconds_before + time.perf_counter() - start
-                    epoch_start = time.perf_counter()
-                    save(LATEST)
-            bar.close()
-            progress["epoch_seconds"] += time.perf_counter() - epoch_start
-
-            val = evaluate(model, validation, mesh=mesh, pack=pack)
-            model.train()
-            improved = val["accuracy"] > progress["best_validation_accuracy"]
-            if improved:
-                progress["best_epoch"] = epoch + 1
-            docs = max(progress["epoch_documents"], 1)
-            record = {
-                "epoch": epoch + 1,
-                "step": progress["step"],
-                "train_loss": progress["epoch_loss_sum"] / docs,
-                "train_accuracy": progress["epoch_correct"] / docs,
-                "validation_loss": val["loss"],
-                "validation_accuracy": val["accuracy"],
-                "learning_rate": lr,
-                "epoch_seconds": progress["epoch_seconds"],
-                "documents": progress["epoch_documents"],
-                "tokens": progress["epoch_tokens"],
-                "best": improved,
-            }
-            progress["history"].append(record)
-            decision = plateau_decision(progress, val["accuracy"], cfg)
-            progress.update(decision.counters)
-            if decision.halve_lr:
-                set_learning_rate(opt, lr * cfg.lr_decay_factor)
-            progress["learning_rate"] = get_learning_rate(opt)
-            progress["stopped_early"] = decision.stop and epoch + 1 < cfg.epochs
-            progress["finished"] = decision.stop or epoch + 1 >= cfg.epochs
-            progress.update(
-                epoch=epoch + 1,
-                batch_in_epoch=0,
-                epoch_loss_sum=0.0,
-                epoch_correct=0.0,
-                epoch_documents=0,
-                epoch_tokens=0,
-                epoch_seconds=0.0,
-                train_seconds=seconds_before + time.perf_counter() - start,
-            )
-            if improved:
-                save(BEST)
-            save(LATEST)
-            curves.write_metrics(workdir, progress["history"])
-            curves.plot_curves(
-                progress["history"], f"{workdir}/{curves.CURVES_FILE}", extra.get("title", "")
-            )
-            if cfg.progress:
-                tqdm.write(
-                    f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc "
-                    f"{record['train_accuracy']:.4f} | val loss {val['loss']:.4f} acc "
-                    f"{val['accuracy']:.4f} | lr {lr:.2e}{' *best*' if improved else ''}"
+    with CompileTimer() as timer:  # compile seconds per epoch (steps + validation)
+        try:
+            while not progress["finished"]:
+                epoch = progress["epoch"]
+                compile_before = timer.seconds
+                batches = train_batches(epoch)
+                if len(batches) == 0:
+                    raise ValueError(f"train_batches({epoch}) returned no batches.")
+                lr = get_learning_rate(opt)
+                model.train()
+                bar = tqdm(
+                    total=len(batches),
+                    initial=progress["batch_in_epoch"],
+                    desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                    disable=not cfg.progress,
+                    leave=False,
+                    dynamic_ncols=True,
                 )
-    finally:
-        ckpt.close()
+                pending: list[tuple[jax.Array, jax.Array]] = []
+                epoch_start = time.perf_counter()
+
+                def flush(pending=pending, progress=progress) -> None:
+                    if pending:
+                        vals = np.asarray(jax.device_get(pending), dtype=np.float64)
+                        progress["epoch_loss_sum"] += float(vals[:, 0].sum())
+                        progress["epoch_correct"] += float(vals[:, 1].sum())
+                        pending.clear()
+
+                for i in range(progress["batch_in_epoch"], len(batches)):
+                    batch = batches[i]
+                    w = row_weights(batch)
+                    t0 = time.perf_counter()
+                    tokens, labels, weights, _ = place_batch(batch, mesh, pack)
+                    pending.append(train_step(model, opt, tokens, labels, weights))
+                    n_docs, n_tokens = int(w.sum()), int(np.count_nonzero(batch.tokens))
+                    progress["step"] += 1
+                    progress["batch_in_epoch"] = i + 1
+                    progress["epoch_documents"] += n_docs
+                    progress["epoch_tokens"] += n_tokens
+                    progress["documents_seen"] += n_docs
+                    progress["tokens_seen"] += n_tokens
+                    bar.update(1)
+                    last = i + 1 == len(batches)
+                    periodic = cfg.save_every_steps and progress["step"] % cfg.save_every_steps == 0
+                    if last or periodic or len(pending) >= _REFRESH_EVERY:
+                        flush()
+                        docs = max(progress["epoch_documents"], 1)
+                        bar.set_postfix(
+                            loss=f"{progress['epoch_loss_sum'] / docs:.4f}",
+                            acc=f"{progress['epoch_correct'] / docs:.4f}",
+                        )
+                    progress["step_seconds"] += time.perf_counter() - t0
+                    if periodic and not last:
+                        progress["epoch_seconds"] += time.perf_counter() - epoch_start
+                        progress["train_seconds"] = seconds_before + time.perf_counter() - start
+                        epoch_start = time.perf_counter()
+                        save(LATEST)
+                bar.close()
+                progress["epoch_seconds"] += time.perf_counter() - epoch_start
+
+                val = evaluate(model, validation, mesh=mesh, pack=pack)
+                model.train()
+                improved = val["accuracy"] > progress["best_validation_accuracy"]
+                if improved:
+                    progress["best_epoch"] = epoch + 1
+                docs = max(progress["epoch_documents"], 1)
+                record = {
+                    "epoch": epoch + 1,
+                    "step": progress["step"],
+                    "train_loss": progress["epoch_loss_sum"] / docs,
+                    "train_accuracy": progress["epoch_correct"] / docs,
+                    "validation_loss": val["loss"],
+                    "validation_accuracy": val["accuracy"],
+                    "learning_rate": lr,
+                    "epoch_seconds": progress["epoch_seconds"],
+                    "documents": progress["epoch_documents"],
+                    "tokens": progress["epoch_tokens"],
+                    "compile_seconds": timer.seconds - compile_before,
+                    "best": improved,
+                }
+                progress["history"].append(record)
+                decision = plateau_decision(progress, val["accuracy"], cfg)
+                progress.update(decision.counters)
+                if decision.halve_lr:
+                    set_learning_rate(opt, lr * cfg.lr_decay_factor)
+                progress["learning_rate"] = get_learning_rate(opt)
+                progress["stopped_early"] = decision.stop and epoch + 1 < cfg.epochs
+                progress["finished"] = decision.stop or epoch + 1 >= cfg.epochs
+                progress.update(
+                    epoch=epoch + 1,
+                    batch_in_epoch=0,
+                    epoch_loss_sum=0.0,
+                    epoch_correct=0.0,
+                    epoch_documents=0,
+                    epoch_tokens=0,
+                    epoch_seconds=0.0,
+                    train_seconds=seconds_before + time.perf_counter() - start,
+                    compile_seconds=progress["compile_seconds"] + record["compile_seconds"],
+                )
+                if improved:
+                    save(BEST)
+                save(LATEST)
+                curves.write_metrics(workdir, progress["history"])
+                curves.plot_curves(
+                    progress["history"], f"{workdir}/{curves.CURVES_FILE}", extra.get("title", "")
+                )
+                if cfg.progress:
+                    tqdm.write(
+                        f"epoch {epoch + 1}: train loss {record['train_loss']:.4f} acc "
+                        f"{record['train_accuracy']:.4f} | val loss {val['loss']:.4f} acc "
+                        f"{val['accuracy']:.4f} | lr {lr:.2e}{' *best*' if improved else ''}"
+                    )
+        finally:
+            ckpt.close()
     return FitResult(
         history=list(progress["history"]),
         best_epoch=progress["best_epoch"],
@@ -425,4 +476,5 @@ def fit(
         documents_seen=progress["documents_seen"],
         tokens_seen=progress["tokens_seen"],
         resumed_from_step=resumed_from,
+        compile_seconds=progress["compile_seconds"],
     )

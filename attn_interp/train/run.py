@@ -414,6 +414,7 @@ def train_and_evaluate(
         "steps": result.steps,
         "train_seconds": result.train_seconds,
         "train_step_seconds": result.step_seconds,
+        "train_compile_seconds": result.compile_seconds,
         "wall_seconds_this_call": time.perf_counter() - start,
         "params": n_params,
         "vocab_size": len(vocab),
