@@ -26,6 +26,23 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Base folder of the runs (requir
 _RUNS = flags.DEFINE_list("runs", None, "DATASET:ARCH[:EPOCHS] specs (required).")
 _EMBEDDINGS = flags.DEFINE_list("embeddings", ["random", "word2vec"], "Initialisations compared.")
 _BASELINE = flags.DEFINE_bool("baseline", True, "Also compute (or reuse) TF-IDF + LR.")
+_SKIP_GRAM = flags.DEFINE_bool("w2v_skip_gram", False, "word2vec: skip-gram instead of CBOW.")
+_W2V_EPOCHS = flags.DEFINE_integer("w2v_epochs", 5, "word2vec: epochs over the corpus.")
+
+
+def _word2vec_config():
+    from attn_interp.embeddings import Word2VecConfig
+
+    return Word2VecConfig(skip_gram=_SKIP_GRAM.value, epochs=_W2V_EPOCHS.value)
+
+
+def _label(embeddings: str) -> str:
+    """Run folder / table name: "word2vec" for the paper's settings, else with the changes."""
+    if embeddings != "word2vec":
+        return embeddings
+    cfg, paper = _word2vec_config(), type(_word2vec_config())()
+    changed = [f"{k}={v}" for k, v in vars(cfg).items() if getattr(paper, k) != v]
+    return "-".join(["word2vec", *changed])
 
 
 def _train(dataset: str, arch: str, epochs: int | None, embeddings: str) -> dict:
@@ -33,7 +50,7 @@ def _train(dataset: str, arch: str, epochs: int | None, embeddings: str) -> dict
     from attn_interp.train.config import preset_for
     from attn_interp.train.run import FINAL_FILE, train_and_evaluate
 
-    run_dir = os.path.join(_WORKDIR.value, dataset, arch, embeddings)
+    run_dir = os.path.join(_WORKDIR.value, dataset, arch, _label(embeddings))
     final_path = os.path.join(run_dir, FINAL_FILE)
     if os.path.isfile(final_path):
         with open(final_path) as f:
@@ -45,7 +62,12 @@ def _train(dataset: str, arch: str, epochs: int | None, embeddings: str) -> dict
         over["epochs"] = epochs
     train_cfg = dataclasses.replace(preset.train, **over)
     return train_and_evaluate(
-        data_cfg, train_cfg, run_dir, arch=arch, model_overrides=dataclasses.asdict(preset.dropouts)
+        data_cfg,
+        train_cfg,
+        run_dir,
+        arch=arch,
+        model_overrides=dataclasses.asdict(preset.dropouts),
+        word2vec=_word2vec_config(),
     )
 
 
@@ -69,9 +91,9 @@ def run() -> dict:
         epochs = int(rest[0]) if rest else None
         for emb in _EMBEDDINGS.value:
             final = _train(dataset, arch, epochs, emb)
-            rows.append({"dataset": dataset, "model": arch, "embeddings": emb, **final})
+            rows.append({"dataset": dataset, "model": arch, **final, "embeddings": _label(emb)})
             print(
-                f"{dataset} {arch} {emb}: test {final['test_accuracy']:.4f} "
+                f"{dataset} {arch} {_label(emb)}: test {final['test_accuracy']:.4f} "
                 f"train {final['train_seconds']:.0f} s",
                 flush=True,
             )

@@ -139,6 +139,21 @@ def stats_stage(data_cfg, loaded, workdir: str, min_count: int) -> dict:
     return stats
 
 
+def baseline_stage(data_cfg, loaded) -> float | None:
+    """TF-IDF + LR test accuracy of one dataset (cached by data fingerprint and settings under
+    the cache dir); None, with a log line, when scikit-learn is not installed."""
+    from attn_interp.baselines import SKLEARN_EXTRA, cached_tfidf_baseline, sklearn_version
+    from attn_interp.data.fetch import resolve_cache_dir
+
+    name = data_cfg.corpus_name
+    if sklearn_version() is None:
+        log(f"TF-IDF + LR baseline of {name}: skipped (pip install -e '.[{SKLEARN_EXTRA}]')")
+        return None
+    result = cached_tfidf_baseline(loaded, resolve_cache_dir(data_cfg.cache_dir), name=name)
+    log(f"TF-IDF + LR baseline of {name}: test accuracy {result.test_accuracy:.4f}")
+    return result.test_accuracy
+
+
 def _json(cfg) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
 
@@ -294,13 +309,14 @@ def run() -> str:
     )
     for folder in ("dataset_stats", "report", "report/documents"):  # left by a killed run
         remove_stale_temp_files(os.path.join(workdir, folder))
-    names = []
+    names, baselines = [], {}
     for dataset in datasets:
         data_cfg = data_config(dataset, smoke)
         name = data_cfg.corpus_name  # a local corpus's own name (--local_name)
         names.append(name)
         loaded = load_splits(data_cfg)
         stats_stage(data_cfg, loaded, workdir, min_count)
+        baselines[name] = baseline_stage(data_cfg, loaded)
         for arch in models:
             run_dir = os.path.join(workdir, "runs", name, arch)
             train_stage(
@@ -334,6 +350,7 @@ def run() -> str:
         dataset_stats=found.dataset_stats,
         notes=notes,
         max_points_per_bin=_POINTS_PER_BIN.value,
+        baselines=baselines,
     )
     log(f"report written: {md_path} and {html_path}")
     return md_path

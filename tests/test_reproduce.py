@@ -66,7 +66,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
-    workdir, _, first, _ = smoke_run
+    workdir, _, first, tmp_path = smoke_run
     report_md = workdir / "report" / "report.md"
     assert f"report written: {report_md}" in first.stdout
     for stage in ("dataset statistics", "train flan_noenc", "erasure flan_noenc", "report:"):
@@ -82,7 +82,10 @@ def test_smoke_run_writes_report_with_recomputed_numbers(smoke_run):
     f_rand = 100 * np.mean(rand[inc] != -1)
     assert f"flips the decision in {f_top:.1f}% of documents" in text
     assert f"a random other item r in {f_rand:.1f}%" in text
-    assert f"| tiny | FLANnoenc | {100 * final['test_accuracy']:.1f} |" in text
+    (cached,) = (tmp_path / "cache" / "baselines").iterdir()  # TF-IDF + LR, beside every model
+    base = json.loads(cached.read_text())["result"]["test_accuracy"]
+    assert f"| tiny | FLANnoenc | {100 * final['test_accuracy']:.1f} | {100 * base:.1f} |" in text
+    assert "TF-IDF + LR baseline of tiny: test accuracy" in first.stdout
     assert "SMOKE RUN" in text
     figures = os.listdir(workdir / "report" / "figures")
     for stem in ("fig3_js_vs_alpha_attention", "fig4_negative_js_hist", "fig5_removal_frac"):

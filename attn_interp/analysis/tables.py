@@ -199,8 +199,8 @@ def accuracy_table(
                 if baselines is None
                 else " TF-IDF + LR: word uni- and bigrams with logistic regression on the same "
                 "splits, C chosen on validation (`python -m experiments.baseline_tfidf`); the bar "
-                "a model should reach. – : not computed (needs scikit-learn: "
-                "`pip install -e '.[baseline]'`)."
+                "a model should reach. – : not computed by this job (the dataset was not in its "
+                "--datasets, or scikit-learn is missing: `pip install -e '.[baseline]'`)."
             )
         ),
         percent_columns=("test accuracy %", "macro-F1 %", BASELINE_COLUMN),
