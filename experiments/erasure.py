@@ -97,7 +97,8 @@ def format_headline(summary: dict) -> str:
     lines = [
         f"documents: {counts['total']} (n > 1: {counts['included_n_gt_1']}, n = 1: "
         f"{counts['excluded_n_eq_1']}); model accuracy {100 * model.get('accuracy', float('nan')):.2f}%"
-        f"; Q10 mismatches {summary.get('q10_prediction_mismatch', 'n/a')}",
+        f"; Q10 mismatches {summary.get('q10_prediction_mismatch', 'n/a')}"
+        f"; all out of vocabulary {model.get('all_unknown_documents', 'n/a')}",
         "",
         "Table 2 (% of n > 1)   both  only_top  only_rand  neither",
     ]

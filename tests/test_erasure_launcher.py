@@ -30,9 +30,12 @@ CFG = ErasureConfig(num_random=2, memory_budget_bytes=50_000)  # small budget: s
 SHARD = 5
 
 
-def _write_split(path, n: int, seed: int) -> None:
+def _write_split(path, n: int, seed: int, unknown: int = 0) -> None:
+    """n documents of WORDS, then `unknown` documents of words that occur nowhere else."""
     rng = np.random.default_rng(seed)
     with open(path, "w") as f:
+        for i in range(unknown):
+            f.write(json.dumps({"text": f"quux{i} blargh zork", "label": "c0"}) + "\n")
         for _ in range(n):
             label = int(rng.integers(0, 3))
             sentences = []
@@ -49,7 +52,7 @@ def runs(tmp_path_factory):
     """One tiny trained run per family: {"han": workdir, "flan": workdir}."""
     root = tmp_path_factory.mktemp("erasure_runs")
     for name, n, seed in (("train", 40, 1), ("validation", 10, 2), ("test", 17, 3)):
-        _write_split(root / f"{name}.jsonl", n, seed)
+        _write_split(root / f"{name}.jsonl", n, seed, unknown=2 if name == "test" else 0)
     data_cfg = DataConfig(
         dataset="local",
         local_train=str(root / "train.jsonl"),
@@ -101,6 +104,9 @@ def test_output_files_rows_and_documents(runs, han_out):
     accuracy = float(np.mean(results["predicted"] == test.labels))
     assert summary["model"]["accuracy"] == pytest.approx(accuracy)
     assert summary["q10_prediction_mismatch"] == int(results["prediction_mismatch"].sum())
+    # The two documents of words never seen in training are counted (and flagged), not hidden.
+    np.testing.assert_array_equal(np.flatnonzero(results["all_unknown"]), [0, 1])
+    assert summary["model"]["all_unknown_documents"] == 2
     tp = summary["throughput"]
     assert tp["documents"] == n and tp["erasure_over_encode"] > 0
     assert tp["evaluations"] > n
@@ -223,11 +229,12 @@ def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, m
 
 
 @pytest.mark.parametrize("family", ["han", "flan"])
-def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeypatch):
+def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeypatch, caplog):
     """Shard sizes 1, 6, 64 and the default give bit-identical results.npz (logits, divergences,
     item orderings with their ties) and summary.json (AOPC included): documents are erased in
     fixed blocks of split positions (here 8 documents, so shards cut blocks and span several)."""
     monkeypatch.setattr(ev, "BLOCK_DOCS", 8, raising=False)
+    caplog.set_level(logging.WARNING)
     outs = {}
     for shard in (1, 6, 64, None):
         kw = {} if shard is None else {"shard_docs": shard}
@@ -237,6 +244,7 @@ def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeyp
         )
     want, want_summary = outs.pop(None)
     want_summary.pop("throughput")
+    assert "2 of the 19 evaluated test documents have no word in the vocabulary" in caplog.text
     assert "aopc" in json.dumps(want_summary) and "logits" in want
     for shard, (got, summary) in outs.items():
         assert list(got) == list(want)
@@ -366,3 +374,4 @@ def test_cli_prints_headline_numbers(flan_cli_out):
     assert results["doc_id"].tolist() == list(range(9))
     assert summary["model"]["arch"] == "flan_conv"
     assert f"model accuracy {100 * summary['model']['accuracy']:.2f}%" in text
+    assert "all out of vocabulary 2" in text

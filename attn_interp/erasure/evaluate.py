@@ -9,9 +9,11 @@ Output folder (default ``WORKDIR/erasure``):
                     a re-run skips the shards whose file matches its recorded sha256 and
                     recomputes any other (with a warning naming it)
   results.npz       per-instance (and ragged "items/") arrays of every evaluated document, in split
-                    order (`write_outputs`), plus "label" `[docs]` and "logits" `[docs, classes]`
+                    order (`write_outputs`), plus "label" `[docs]`, "logits" `[docs, classes]` and
+                    "all_unknown" `[docs]` (every token out of vocabulary)
   *.csv             the original code's CSVs (`write_outputs`)
-  summary.json      `summarize` + "model" (accuracy over all evaluated documents, counts) +
+  summary.json      `summarize` + "model" (accuracy over all evaluated documents, counts, among
+                    them "all_unknown_documents", also logged) +
                     "throughput" (documents/s, evaluations/s, erasure time / encoder time)
   documents.jsonl   one line per document: doc_index, label, predicted, seq_len, items (the sentence
                     texts for HAN, the tokens for FLAN)
@@ -64,14 +66,15 @@ DOCUMENTS_FILE = "documents.jsonl"
 SHARD_DIR = "shards"
 RESULTS_FILE = "results.npz"
 SUMMARY_FILE = "summary.json"
+ALL_UNKNOWN_KEY = "all_unknown"  # per document: every token is out of vocabulary (<unk>)
 SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of the written file
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
 # (2: divergences from the exact change of the logits; 3: exact minimum flip set from suffix sums,
 # with ties and weightless items; 4: gradients of confident predictions without cancellation;
-# 5: documents erased in fixed blocks, whatever the shard size).
-RESULTS_REVISION = 5
+# 5: documents erased in fixed blocks, whatever the shard size; 6: per-document all_unknown).
+RESULTS_REVISION = 6
 # Documents are encoded, batched and erased in fixed blocks of this many split positions,
 # whatever the shard size (see `_Blocks`).
 BLOCK_DOCS = 512
@@ -529,6 +532,12 @@ class _Work(NamedTuple):
     mesh: Any
 
 
+def _all_unknown(doc, unk_id: int) -> bool:
+    """Every token of an encoded document (FLAN: ids; HAN: a list of sentences) is <unk>."""
+    ids = np.concatenate(doc) if isinstance(doc, list) else np.asarray(doc)
+    return bool(np.all(ids == unk_id))
+
+
 def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Block j of `texts_split`: (results sorted by doc_id, skipped split positions)."""
     from attn_interp import data as data_lib
@@ -550,6 +559,7 @@ def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarr
         res = _run_batches(
             batches, work.forward, work.head, work.affine, work.config, *work.timers, work.mesh
         )
+        res[ALL_UNKNOWN_KEY] = np.array([_all_unknown(d, run.vocab.unk_id) for d in part.docs])
     return res, np.asarray(part.skipped_doc_index, np.int64) + lo
 
 
@@ -575,6 +585,24 @@ def _shard_results(blocks: _Blocks, lo: int, hi: int) -> dict[str, np.ndarray]:
     out.update({k: np.float64(v) for k, v in timing.items()})
     out[_TIMING_PREFIX + "skipped_no_tokens"] = np.int64(skipped)
     return out
+
+
+def _report_all_unknown(results: Mapping[str, np.ndarray], split: str) -> int:
+    """Counts (and logs) the evaluated documents without any known word: the model sees only
+    <unk> items there, so their erasure results say nothing about the text."""
+    unknown = np.asarray(results[ALL_UNKNOWN_KEY], bool)
+    count = int(unknown.sum())
+    if count:
+        logging.warning(
+            "%d of the %d evaluated %s documents have no word in the vocabulary (every item is "
+            "<unk>; first split positions %s); they are scored like the others and counted in "
+            "summary.json model.all_unknown_documents",
+            count,
+            unknown.size,
+            split,
+            results["doc_id"][unknown][:5].tolist(),
+        )
+    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,6 +762,7 @@ def evaluate_run(
         "accuracy": float(np.mean(correct)),
         "documents": n_docs,
         "skipped_no_tokens": int(timing[_TIMING_PREFIX + "skipped_no_tokens"]),
+        "all_unknown_documents": _report_all_unknown(results, split),
         "documents_in_split": len(texts_split),
     }
     summary["q10_prediction_mismatch"] = int(np.sum(results["prediction_mismatch"]))
