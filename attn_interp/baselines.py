@@ -24,6 +24,7 @@ from attn_interp.records import record_differences
 
 SKLEARN_EXTRA = "baseline"  # setup.cfg extra that installs scikit-learn
 CACHE_SUBDIR = "baselines"
+_SOLVER = {"solver": "saga", "random_state": 0}  # fixed seed: SAGA samples rows at random
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ def tfidf_baseline(dataset, cfg: TfidfConfig = TfidfConfig()) -> BaselineResult:
     x_test = vectorizer.transform(splits["test"].texts)
     by_c, models = {}, {}
     for c in cfg.c_grid:
-        model = LogisticRegression(C=c, solver="saga", max_iter=cfg.max_iter, random_state=0)
+        model = LogisticRegression(C=c, max_iter=cfg.max_iter, **_SOLVER)
         model.fit(x_train, splits["train"].labels)
         by_c[c] = float(np.mean(model.predict(x_val) == splits["validation"].labels))
         models[c] = model
@@ -131,6 +132,7 @@ def baseline_record(dataset, cfg: TfidfConfig) -> dict[str, Any]:
         "format": "attn_interp.tfidf_baseline.v1",
         "data": dataset_fingerprint(dataset).digest,
         "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+        "solver": _SOLVER,
         "sklearn": sklearn_version(),
     }
 
