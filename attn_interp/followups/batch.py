@@ -31,6 +31,7 @@ class FollowupResults(NamedTuple):
     baselines: `BaselineResult` (`[batch, M]` arrays) or None.
     adversary: `AdversaryResult` (`[batch, E]`, weights `[batch, E, items]`) or None.
     alpha: the attention `[batch, items]` (0 at padding).
+    mask: bool `[batch, items]`, True at real items.
     """
 
     seq_len: np.ndarray
@@ -40,6 +41,7 @@ class FollowupResults(NamedTuple):
     baselines: BaselineResult | None
     adversary: AdversaryResult | None
     alpha: np.ndarray
+    mask: np.ndarray
 
 
 @functools.partial(jax.jit, static_argnames=("head", "names", "config", "block"))
@@ -156,4 +158,5 @@ def run_followups(
         baselines=jax.device_get(baselines),
         adversary=jax.device_get(adversary),
         alpha=np.asarray(alpha),
+        mask=np.asarray(mask),
     )

@@ -1,0 +1,229 @@
+"""`evaluate_followups`: the follow-up tests on a trained run's test split (the main job's stage
+after erasure), resumable and keyed by what produced it.
+
+Output folder (default ``WORKDIR/followups``):
+
+  manifest.json   config, run identity, checkpoint parameter digest, data fingerprint, other
+                  seed's run, revision; results of another setup are recomputed, never mixed in
+  shards/         shard_00000.npz, ...: `shard_docs` documents each (atomic; a re-run skips them)
+  results.npz     per-document columns (split order) and ragged "items/" arrays
+  followups.csv   the per-document columns (docs/followups.md documents every column)
+  summary.json    `FollowupSummary.to_json()` plus "seconds"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+import attn_interp
+from attn_interp.erasure.config import AffineParams
+from attn_interp.followups.batch import run_followups
+from attn_interp.followups.config import FollowupConfig
+from attn_interp.followups.summary import FollowupSummary, document_columns, summarize_followups
+from attn_interp.io_utils import atomic_write_json, atomic_write_npz, atomic_write_text
+
+MANIFEST_FILE = "manifest.json"
+RESULTS_FILE = "results.npz"
+CSV_FILE = "followups.csv"
+SUMMARY_FILE = "summary.json"
+SHARD_DIR = "shards"
+# Bump when a change of these tests changes their numbers: older results are then recomputed.
+FOLLOWUP_REVISION = 1
+
+
+def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha: str) -> dict:
+    from attn_interp.erasure.evaluate import _params_fingerprint
+    from attn_interp.train.run import run_identity
+
+    return {
+        "followup_config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "run_sha256": run_identity(run.workdir),
+        "params_sha256": _params_fingerprint(run.model),
+        "other_run_sha256": None if other is None else run_identity(other.workdir),
+        "other_params_sha256": None if other is None else _params_fingerprint(other.model),
+        "split": split,
+        "max_docs": max_docs,
+        "data_sha256": data_sha,
+        "revision": FOLLOWUP_REVISION,
+        "version": attn_interp.__version__,
+    }
+
+
+def _prepare_folder(out_dir: str, manifest: dict) -> bool:
+    """Creates `out_dir` for `manifest`; True when finished results of it are already there.
+    Results of another setup are removed (the reason is printed)."""
+    path = os.path.join(out_dir, MANIFEST_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old == manifest:
+            return os.path.isfile(os.path.join(out_dir, SUMMARY_FILE))
+        changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        print(
+            f"followups: {out_dir} holds results of another setup ({', '.join(changed)}); recomputing"
+        )
+        shutil.rmtree(out_dir)
+    os.makedirs(os.path.join(out_dir, SHARD_DIR), exist_ok=True)
+    atomic_write_json(path, manifest)
+    return False
+
+
+def _shard_columns(batches, run, other, config: FollowupConfig) -> dict[str, np.ndarray]:
+    """Runs the tests on every batch of one shard; per-document columns in split order."""
+    from attn_interp.erasure.evaluate import _forward, _make_head, _pad_items
+    from attn_interp.erasure.suite import concatenate_results
+
+    head = _make_head(run.model)
+    affine = AffineParams(*run.model.head_params())
+    parts = []
+    for batch in batches:
+        real = np.flatnonzero(np.asarray(batch.doc_index) >= 0)
+        if real.size == 0:
+            continue
+        inputs, logits = _forward(run.model, batch.tokens)
+        values, scores, mask = _pad_items(inputs)
+        other_scores = None
+        if other is not None:
+            o_inputs, _ = _forward(other.model, batch.tokens)
+            _, other_scores, o_mask = _pad_items(o_inputs)
+            if not np.array_equal(np.asarray(o_mask), np.asarray(mask)):
+                raise ValueError("the other seed's model sees other items (tokenisation differs).")
+        doc_ids = np.maximum(np.asarray(batch.doc_index), 0)
+        res = run_followups(
+            values,
+            scores,
+            mask,
+            config=config,
+            head=head,
+            affine=affine,
+            predicted=np.argmax(np.asarray(logits), -1),
+            doc_ids=doc_ids,
+            other_scores=other_scores,
+        )
+        cols = document_columns(res, config)
+        cols["doc_index"] = np.asarray(batch.doc_index, np.int64)
+        cols["label"] = np.asarray(batch.labels, np.int32)
+        parts.append(_take(cols, real))
+    out = concatenate_results(parts)
+    return _take(out, np.argsort(out["doc_index"], kind="stable"))
+
+
+def _take(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    from attn_interp.erasure.evaluate import take_documents
+
+    return take_documents(cols, rows)
+
+
+def evaluate_followups(
+    workdir: str,
+    config: FollowupConfig,
+    *,
+    split: str = "test",
+    max_docs: int | None = None,
+    out_dir: str | None = None,
+    other_workdir: str | None = None,
+    shard_docs: int = 512,
+    progress: bool = True,
+) -> str:
+    """Runs the follow-up tests on every document of a trained run's `split`; returns out_dir.
+
+    other_workdir: a run of the same architecture and data with another seed; its attention
+      becomes the "other_seed" baseline. Finished results of the same setup are reused; any
+      difference in the manifest (config, model, data, other run, revision) recomputes them.
+    """
+    from attn_interp import data as data_lib
+    from attn_interp.erasure.evaluate import _data_fingerprint
+    from attn_interp.erasure.suite import concatenate_results
+    from attn_interp.train.run import batch_config, load_run
+    from attn_interp.train.shapes import bucket_batches
+
+    if not isinstance(config, FollowupConfig):
+        raise TypeError(f"config must be a FollowupConfig, got {type(config).__name__}.")
+    run = load_run(workdir)
+    other = None
+    if other_workdir is not None:
+        other = load_run(other_workdir, arch=run.model_config.arch)
+        if other.data_config != run.data_config or other.vocab != run.vocab:
+            raise ValueError(f"{other_workdir} was trained on other data than {workdir}.")
+    texts = data_lib.load_splits(run.data_config).splits[split]
+    if max_docs is not None:
+        texts = texts.head(max_docs)
+    out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "followups"))
+    manifest = _manifest(
+        run, other, config, split, max_docs, _data_fingerprint(texts.texts, texts.labels)
+    )
+    if _prepare_folder(out_dir, manifest):
+        return out_dir
+    hier = run.model_config.hierarchical
+    bcfg = batch_config(run.train_config)
+    start = time.perf_counter()
+    paths = []
+    bar = tqdm(total=len(texts), unit="doc", desc="followups", disable=not progress)
+    for s, lo in enumerate(range(0, len(texts), shard_docs)):
+        hi = min(lo + shard_docs, len(texts))
+        path = os.path.join(out_dir, SHARD_DIR, f"shard_{s:05d}.npz")
+        paths.append(path)
+        if not os.path.exists(path):
+            chunk = data_lib.Split(list(texts.texts[lo:hi]), texts.labels[lo:hi])
+            part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
+            part = dataclasses.replace(part, doc_index=part.doc_index + lo)
+            batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
+            batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
+            atomic_write_npz(path, _shard_columns(batches, run, other, config))
+        bar.update(hi - lo)
+    bar.close()
+    shards = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as f:
+            if f.files:
+                shards.append({k: f[k] for k in f.files})
+    columns = concatenate_results(shards)
+    atomic_write_npz(os.path.join(out_dir, RESULTS_FILE), columns)
+    write_csv(os.path.join(out_dir, CSV_FILE), columns)
+    summary = summarize_followups(columns, config, labels=columns["label"]).to_json()
+    summary["seconds_this_call"] = time.perf_counter() - start
+    summary["backend"] = jax.default_backend()
+    atomic_write_json(os.path.join(out_dir, SUMMARY_FILE), summary)
+    return out_dir
+
+
+def write_csv(path: str, columns: dict[str, np.ndarray]) -> None:
+    """The per-document columns (not the "items/" arrays) as CSV, doc_index first."""
+    names = ["doc_index", "label"] + [
+        k for k in columns if not k.startswith("items/") and k not in ("doc_index", "label")
+    ]
+    rows = [",".join(names)]
+    cols = [np.asarray(columns[k]) for k in names]
+    for i in range(len(cols[0])):
+        rows.append(",".join(_fmt(c[i]) for c in cols))
+    atomic_write_text(path, "\n".join(rows) + "\n")
+
+
+def _fmt(x) -> str:
+    if isinstance(x, np.bool_ | bool):
+        return str(int(x))
+    if isinstance(x, np.floating):
+        return "" if not np.isfinite(x) else f"{float(x):.6g}"
+    return str(x)
+
+
+def load_followups(out_dir: str) -> tuple[dict[str, np.ndarray], FollowupSummary]:
+    """(per-document columns and items, summary) of a finished `evaluate_followups` folder."""
+    res_path = os.path.join(out_dir, RESULTS_FILE)
+    sum_path = os.path.join(out_dir, SUMMARY_FILE)
+    if not (os.path.isfile(res_path) and os.path.isfile(sum_path)):
+        raise FileNotFoundError(f"{out_dir} has no finished follow-up results.")
+    with np.load(res_path, allow_pickle=False) as f:
+        columns = {k: f[k] for k in f.files}
+    with open(sum_path) as f:
+        raw = json.load(f)
+    fields = FollowupSummary._fields
+    return columns, FollowupSummary.from_json({k: raw[k] for k in fields})
