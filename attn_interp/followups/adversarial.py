@@ -20,8 +20,10 @@ without a verified candidate falls back to alpha itself (JS 0), which is always 
 
 Batching: documents x epsilons x restarts are one `[batch, E * R, items]` array of logits and one
 jitted `lax.scan` over the steps; Adam is elementwise and every loss term depends on one
-(document, epsilon, restart) only, so each row follows exactly the trajectory it would follow
-alone. Starts (`restart_starts`): near alpha (alpha itself is a stationary point of the JS
+(document, epsilon, restart) only, so each row follows the trajectory it would follow alone, up
+to float rounding (batched products may round differently, and a few searches amplify that: the
+max JS of a document can differ by ~1e-2 between batchings). On CPU the batch runs in cache-sized
+blocks of documents (`block_docs`), each block through all steps. Starts (`restart_starts`): near alpha (alpha itself is a stationary point of the JS
 term), the inverted attention, and noisier starts around alpha. The step size decays
 (cosine, to 1% of `learning_rate`) so that late steps settle inside small budgets instead of
 oscillating across the boundary.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -107,22 +110,69 @@ def _initial_logits(alpha, mask, doc_ids, s: AdversarySettings):
     return sign[None, :, None] * log_alpha[:, None, :] + scale[None, :, None] * noise
 
 
-@functools.partial(jax.jit, static_argnames=("head", "settings"))
-def _search(values, alpha, mask, doc_ids, affine, *, head, settings: AdversarySettings):
+# Working set of one block of documents on CPU: small enough to stay in cache during all steps
+# (the search is memory-bound there; one block of the whole batch was no faster than a loop).
+CPU_BLOCK_BYTES = 1 << 20
+
+
+def block_docs(batch: int, rows: int, items: int, itemsize: int) -> int:
+    """Documents per block of the search: cache-sized blocks on CPU, the whole batch elsewhere."""
+    if jax.default_backend() != "cpu":
+        return batch
+    per_doc = 24 * rows * items * itemsize  # about 24 live [rows, items] arrays per step
+    return int(max(1, min(batch, CPU_BLOCK_BYTES // per_doc)))
+
+
+def _weights_to_logits(values, head, affine):
+    """w `[batch, S, items]` -> logits `[batch, S, classes]`; the affine head's per-item logits
+    z = values @ W are computed once, not at every step."""
+    if affine is None:
+        return lambda w: head_on_weights(values, w, head=head, affine=None)
+    z = K.item_logits(values, affine.kernel)
+    return lambda w: jnp.einsum("bsn,bnc->bsc", w, z, precision=K.HIGHEST) + affine.bias
+
+
+@functools.partial(jax.jit, static_argnames=("head", "settings", "block"))
+def _search(values, alpha, mask, doc_ids, affine, *, head, settings: AdversarySettings, block):
+    """`_search_docs` over blocks of `block` documents (`jax.lax.map`)."""
+
+    def one(doc):
+        out = _search_docs(*(x[None] for x in doc), affine, head=head, settings=settings)
+        return tuple(y[0] for y in out)
+
+    return jax.lax.map(one, (values, alpha, mask, doc_ids), batch_size=block)
+
+
+class SearchProblem(NamedTuple):
+    """The adversarial search of a batch as pure functions (`search_problem`).
+
+    init: the initial carry (logits, Adam state, best candidates so far).
+    step: carry -> carry, one Adam step (also records the best feasible iterate).
+    finish: carry -> (weights `[B, E, n]`, js `[B, E]`, tvd `[B, E]`, found `[B, E]`).
+    """
+
+    init: Any
+    step: Callable[[Any], Any]
+    finish: Callable[[Any], tuple[jax.Array, ...]]
+
+
+def search_problem(
+    values, alpha, mask, doc_ids, affine, *, head, settings: AdversarySettings
+) -> SearchProblem:
+    """Builds the search of one batch: `finish(step^steps(init))` is `_search_docs`' result."""
     s = settings
     mask = mask.astype(bool)
-    num_r = s.restarts
     rows_mask = mask[:, None, :]
-    eps = jnp.repeat(jnp.asarray(s.epsilons, alpha.dtype), num_r)[None, :]  # [1, E * R]
-    base = head_on_weights(values, alpha[:, None, :], head=head, affine=affine)  # [B, 1, C]
+    eps = jnp.repeat(jnp.asarray(s.epsilons, alpha.dtype), s.restarts)[None, :]  # [1, E * R]
+    logits_of = _weights_to_logits(values, head, affine)
     alpha_rows = alpha[:, None, :]
+    base = logits_of(alpha_rows)  # [B, 1, C]
 
     def measures(theta):
         log_q = masked_log_softmax(theta, rows_mask)
         q = jnp.where(rows_mask, jnp.exp(log_q), 0.0)
         js = attention_js(alpha_rows, q, rows_mask, log_q=log_q)
-        tvd = output_tvd(base, head_on_weights(values, q, head=head, affine=affine))
-        return q, js, tvd
+        return q, js, output_tvd(base, logits_of(q))
 
     def loss(theta):
         q, js, tvd = measures(theta)
@@ -131,43 +181,48 @@ def _search(values, alpha, mask, doc_ids, affine, *, head, settings: AdversarySe
 
     schedule = optax.cosine_decay_schedule(s.learning_rate, s.steps, alpha=0.01)
     optimizer = optax.adam(schedule)
-    theta = _initial_logits(alpha, mask, doc_ids, s)
-    best_q = jnp.broadcast_to(alpha_rows, theta.shape)
-    best_js = jnp.zeros(theta.shape[:2], alpha.dtype)
 
     def keep_best(best, q, js, tvd):
         best_q, best_js = best
         better = (tvd <= eps) & (js > best_js)
         return jnp.where(better[..., None], q, best_q), jnp.where(better, js, best_js)
 
-    def step(carry, _):
+    def step(carry):
         theta, opt_state, best = carry
         grads, (q, js, tvd) = jax.grad(loss, has_aux=True)(theta)
         best = keep_best(best, q, js, tvd)
         updates, opt_state = optimizer.update(grads, opt_state, theta)
-        return (optax.apply_updates(theta, updates), opt_state, best), None
+        return optax.apply_updates(theta, updates), opt_state, best
 
-    carry = (theta, optimizer.init(theta), (best_q, best_js))
-    (theta, _, best), _ = jax.lax.scan(step, carry, None, length=s.steps)
-    best_q, best_js = keep_best(best, *measures(theta))
+    def finish(carry):
+        theta, _, best = carry
+        best_q, _ = keep_best(best, *measures(theta))
+        # Fresh check of every start's best candidate against every epsilon (one found for a
+        # small epsilon also counts for the larger ones), then the best verified one per epsilon.
+        tvd = output_tvd(base, logits_of(best_q))  # [B, S]
+        js = attention_js(alpha_rows, best_q, rows_mask)
+        on_simplex = jnp.all(jnp.where(rows_mask, best_q >= 0, best_q == 0), axis=-1)
+        eps_e = jnp.asarray(s.epsilons, alpha.dtype)[None, :, None]  # [1, E, 1]
+        ok = (tvd[:, None, :] <= eps_e) & on_simplex[:, None, :] & (js[:, None, :] > 0)
+        pick = jnp.argmax(jnp.where(ok, js[:, None, :], -1.0), axis=-1)  # [B, E]
+        found = jnp.take_along_axis(ok, pick[..., None], axis=-1)[..., 0]
+        cand = jnp.take_along_axis(best_q, pick[..., None], axis=1)  # [B, E, n]
+        return (
+            jnp.where(found[..., None], cand, alpha_rows),
+            jnp.where(found, jnp.take_along_axis(js, pick, axis=1), 0.0),
+            jnp.where(found, jnp.take_along_axis(tvd, pick, axis=1), 0.0),
+            found,
+        )
 
-    # Fresh check of every start's best candidate against every epsilon (a candidate found for a
-    # small epsilon also counts for the larger ones), then the best verified one per epsilon.
-    tvd = output_tvd(base, head_on_weights(values, best_q, head=head, affine=affine))  # [B, S]
-    js = attention_js(alpha_rows, best_q, rows_mask)
-    on_simplex = jnp.all(jnp.where(rows_mask, best_q >= 0, best_q == 0), axis=-1)
-    eps_e = jnp.asarray(s.epsilons, alpha.dtype)[None, :, None]  # [1, E, 1]
-    ok = (tvd[:, None, :] <= eps_e) & on_simplex[:, None, :] & (js[:, None, :] > 0)  # [B, E, S]
-    pick = jnp.argmax(jnp.where(ok, js[:, None, :], -1.0), axis=-1)  # [B, E]
-    found = jnp.take_along_axis(ok, pick[..., None], axis=-1)[..., 0]
-    cand = jnp.take_along_axis(best_q, pick[..., None], axis=1)  # [B, E, n]
-    weights = jnp.where(found[..., None], cand, alpha[:, None, :])
-    return (
-        weights,
-        jnp.where(found, jnp.take_along_axis(js, pick, axis=1), 0.0),
-        jnp.where(found, jnp.take_along_axis(tvd, pick, axis=1), 0.0),
-        found,
-    )
+    theta = _initial_logits(alpha, mask, doc_ids, s)
+    best = (jnp.broadcast_to(alpha_rows, theta.shape), jnp.zeros(theta.shape[:2], alpha.dtype))
+    return SearchProblem((theta, optimizer.init(theta), best), step, finish)
+
+
+def _search_docs(values, alpha, mask, doc_ids, affine, *, head, settings: AdversarySettings):
+    p = search_problem(values, alpha, mask, doc_ids, affine, head=head, settings=settings)
+    carry, _ = jax.lax.scan(lambda c, _: (p.step(c), None), p.init, None, length=settings.steps)
+    return p.finish(carry)
 
 
 def adversarial_attention(
@@ -213,5 +268,11 @@ def adversarial_attention(
         affine,
         head=None if affine is not None else head,
         settings=settings,
+        block=block_docs(
+            alpha.shape[0],
+            len(settings.epsilons) * settings.restarts,
+            alpha.shape[1],
+            jnp.dtype(alpha.dtype).itemsize,
+        ),
     )
     return AdversaryResult(settings.epsilons, *out)
