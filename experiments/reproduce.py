@@ -70,6 +70,25 @@ _NUM_RANDOM = flags.DEFINE_integer("num_random", 5, "Random removal orderings pe
 _RANDOM_MODE = flags.DEFINE_enum(
     "random_mode", "paper", ["paper", "code_compatible"], "How the random item r is drawn (Q1)."
 )
+_FOLLOWUPS = flags.DEFINE_bool(
+    "followups",
+    True,
+    "After erasure, run the follow-up tests (rank agreement, weight baselines, adversarial "
+    "attention; docs/followups.md) and write the document explorer.",
+)
+_FOLLOWUP_EPSILONS = flags.DEFINE_list(
+    "followup_epsilons",
+    None,
+    "Output budgets (TVD) of the adversarial attention, first = headline.",
+)
+_FOLLOWUP_STEPS = flags.DEFINE_integer("followup_steps", None, "Adam steps of the adversary.")
+_FOLLOWUP_RESTARTS = flags.DEFINE_integer("followup_restarts", None, "Adversary restarts.")
+_OTHER_SEED_MODELS = flags.DEFINE_list(
+    "other_seed_models",
+    [],
+    "Architectures trained again with seed + 1 (into WORKDIR/seeds/NAME/ARCH) whose attention is "
+    "the follow-up tests' 'other seed' baseline.",
+)
 _POINTS_PER_BIN = flags.DEFINE_integer(
     "points_per_bin",
     None,
@@ -285,6 +304,70 @@ def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool)
     return out_dir
 
 
+def followup_config(smoke: bool):
+    """The FollowupConfig of the job (smoke: few adversary steps)."""
+    from attn_interp.followups import FollowupConfig
+
+    cfg = FollowupConfig()
+    changes = {}
+    if _FOLLOWUP_EPSILONS.value:
+        changes["epsilons"] = tuple(float(e) for e in _FOLLOWUP_EPSILONS.value)
+    if _FOLLOWUP_STEPS.value is not None or smoke:
+        changes["steps"] = _FOLLOWUP_STEPS.value or 20
+    if _FOLLOWUP_RESTARTS.value is not None:
+        changes["restarts"] = _FOLLOWUP_RESTARTS.value
+    return dataclasses.replace(cfg, **changes)
+
+
+def other_seed_stage(data_cfg, loaded, arch: str, workdir: str, *, smoke: bool, min_count: int):
+    """Trains (or reuses) `arch` with the job's seed + 1 into WORKDIR/seeds/NAME/ARCH for the
+    'other seed' baseline; None when `arch` is not in --other_seed_models."""
+    if arch not in _OTHER_SEED_MODELS.value:
+        return None
+    seed = train_settings(data_cfg, loaded, arch, smoke=smoke)[0].seed
+    run_dir = os.path.join(workdir, "seeds", data_cfg.corpus_name, arch)
+    given = flags.FLAGS.seed
+    flags.FLAGS.seed = seed + 1  # train_stage reads the training flags
+    try:
+        train_stage(data_cfg, loaded, arch, run_dir, smoke=smoke, min_count=min_count)
+    finally:
+        flags.FLAGS.seed = given
+    return run_dir
+
+
+def followups_stage(run_dir: str, label: str, config, max_docs, *, other_dir, progress: bool):
+    """Runs (or reuses: `evaluate_followups` keys its results by a manifest) the follow-up tests."""
+    from attn_interp.followups.stage import evaluate_followups
+
+    start = time.perf_counter()
+    out = evaluate_followups(
+        run_dir, config, max_docs=max_docs, other_workdir=other_dir, progress=progress
+    )
+    log(f"followups {label}: {out} ({time.perf_counter() - start:.0f} s)")
+    return out
+
+
+def followup_report_sections(workdir: str, models, report_dir: str) -> list:
+    """Report sections of the follow-up tests and one document explorer per model (under
+    report/explorer/); models without follow-up results get an explorer without their columns."""
+    from attn_interp.analysis.explorer import write_explorer
+    from attn_interp.analysis.followups_report import FollowupEntry, followup_sections
+    from attn_interp.followups.stage import load_followups
+
+    entries, links = [], []
+    for m in models:
+        out = os.path.join(workdir, "runs", m.dataset, m.arch, "followups")
+        columns = None
+        if os.path.isfile(os.path.join(out, "summary.json")):
+            columns, summary = load_followups(out)
+            entries.append(FollowupEntry(m, columns, summary))
+        if "items/alpha" in m.results:
+            stem = f"explorer/{m.dataset}_{m.arch}.html"
+            write_explorer(m, os.path.join(report_dir, stem), followups=columns)
+            links.append((f"{m.label}: every document", stem))
+    return followup_sections(entries, os.path.join(report_dir, "figures"), links)
+
+
 def run() -> str:
     """Runs every stage per the parsed flags; returns the path of report.md."""
     import jax
@@ -328,6 +411,18 @@ def run() -> str:
                 min_count=min_count,
             )
             erasure_stage(run_dir, f"{arch} on {name}", config, max_docs, progress=not smoke)
+            if _FOLLOWUPS.value:
+                other = other_seed_stage(
+                    data_cfg, loaded, arch, workdir, smoke=smoke, min_count=min_count
+                )
+                followups_stage(
+                    run_dir,
+                    f"{arch} on {name}",
+                    followup_config(smoke),
+                    max_docs,
+                    other_dir=other,
+                    progress=not smoke,
+                )
     found = load_workdir_results(workdir)  # every finished run, not only this command's
     for why in found.skipped:
         log(f"report: leaving out {why}")
@@ -351,6 +446,9 @@ def run() -> str:
         notes=notes,
         max_points_per_bin=_POINTS_PER_BIN.value,
         baselines=baselines,
+        extra_sections=followup_report_sections(
+            workdir, found.models, os.path.join(workdir, "report")
+        ),
     )
     log(f"report written: {md_path} and {html_path}")
     return md_path

@@ -248,3 +248,18 @@ def test_report_covers_every_finished_run_of_the_workdir(smoke_run, tmp_path):
     flan_rows = [x for x in text.splitlines() if x.startswith("| tiny | FLANnoenc | 1 / 1 |")]
     assert len(flan_rows) == 1 and "0.002" in flan_rows[0]
     assert "Test accuracy per class" in text
+
+
+def test_smoke_run_writes_followup_sections_and_explorer(smoke_run):
+    workdir, _, first, _ = smoke_run
+    out = workdir / "runs" / "tiny" / "flan_noenc" / "followups"
+    summary = json.loads((out / "summary.json").read_text())
+    assert "followups flan_noenc on tiny" in first.stdout
+    text = (workdir / "report" / "report.md").read_text(encoding="utf-8")
+    for heading in ("Rank agreement", "Replacing the attention weights", "Adversarial attention"):
+        assert f"## {heading}" in text
+    tau = summary["agreement"]["gradient"]["mean_tau"]
+    if tau is not None:
+        assert f"has mean {tau:.2f}" in text
+    explorer = workdir / "report" / "explorer" / "tiny_flan_noenc.html"
+    assert "explorer/tiny_flan_noenc.html" in text and explorer.is_file()

@@ -121,13 +121,16 @@ def write_report(
     notes: Sequence[str] = (),
     max_points_per_bin: int | None = None,
     baselines: Mapping[str, float | None] | None = None,
+    extra_sections: Sequence[tuple[str, Sequence[Any]]] = (),
 ) -> tuple[str, str]:
     """Writes `out_dir`/report.md, report.html, figures/ and documents/; returns the two paths.
 
     models: one `ModelResults` per (dataset, architecture). dataset_stats: Table 1 inputs
     (`experiments.dataset_stats.compute_stats` dicts). notes: extra sentences for the top of the
     report (e.g. settings of the run). baselines: dataset -> TF-IDF + LR test accuracy (None: not
-    computed), a column of the accuracy table. report.html is self-contained (figures inlined as PNG data);
+    computed), a column of the accuracy table. extra_sections: (heading, items) pairs in this
+    function's item format, placed before the per-document views (e.g.
+    `attn_interp.analysis.followups_report.followup_sections`). report.html is self-contained (figures inlined as PNG data);
     report.md links the PNGs under figures/.
     """
     if not models:
@@ -199,6 +202,7 @@ def write_report(
             ],
         )
     )
+    sections += [(heading, list(items)) for heading, items in extra_sections]
     doc_links = []
     for m in models:
         if "items/alpha" not in m.results:
