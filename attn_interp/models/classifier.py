@@ -20,6 +20,7 @@ from attn_interp.models.attention import (
     weighted_sum,
 )
 from attn_interp.models.config import ModelConfig
+from attn_interp.models.dropout import Dropout
 from attn_interp.models.encoders import make_encoder
 from attn_interp.types import AttentionInputs, PackedSentences
 
@@ -62,12 +63,12 @@ class AttentionClassifier(nnx.Module):
             embedding_init=lambda *_: table,
             rngs=rngs,
         )
-        self.word_dropout = nnx.Dropout(cfg.word_dropout, rngs=rngs)
+        self.word_dropout = Dropout(cfg.word_dropout, rngs=rngs)
         d_word = cfg.encoder_output_dim(cfg.embed_dim)
         if self.hierarchical:
             self.word_encoder = make_encoder(cfg.embed_dim, cfg, rngs=rngs)
             self.word_attention = AdditiveAttention(d_word, rngs=rngs, param_dtype=dtype)
-            self.sentence_dropout = nnx.Dropout(cfg.sentence_dropout, rngs=rngs)
+            self.sentence_dropout = Dropout(cfg.sentence_dropout, rngs=rngs)
             self.sentence_encoder = make_encoder(d_word, cfg, rngs=rngs)
             d_out = cfg.encoder_output_dim(d_word)
             self.sentence_attention = AdditiveAttention(d_out, rngs=rngs, param_dtype=dtype)
@@ -83,7 +84,7 @@ class AttentionClassifier(nnx.Module):
             param_dtype=dtype,
             rngs=rngs,
         )
-        self.logit_dropout = nnx.Dropout(cfg.logit_dropout, rngs=rngs)
+        self.logit_dropout = Dropout(cfg.logit_dropout, rngs=rngs)
 
     def _check_tokens(self, tokens: Tokens) -> Tokens:
         if isinstance(tokens, PackedSentences):

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from attn_interp.models.config import ModelConfig
+from attn_interp.models.dropout import Dropout
 from attn_interp.models.gru import BiGRU
 from attn_interp.models.initializers import torch_default_uniform
 
@@ -29,7 +30,7 @@ class ConvEncoder(nnx.Module):
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
     ):
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = Dropout(dropout, rngs=rngs)
         self.convs = nnx.List(
             [
                 nnx.Conv(
