@@ -200,6 +200,14 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "SMALL_CORPUS_MAX_TRAIN_DOCS documents).",
         flag_values=fv,
     )
+    flags.DEFINE_integer(
+        "batch_scale",
+        1,
+        "Accelerators: batches this many times larger (documents and padded cells) with the "
+        "learning rate times sqrt(batch_scale) (attn_interp.train.config.scale_batch); 1 = the "
+        "paper's batches. Applied after the other training flags.",
+        flag_values=fv,
+    )
     flags.DEFINE_string(
         "embeddings_corpus",
         None,
@@ -237,7 +245,7 @@ def training_settings(
     """(TrainConfig, model overrides) of `arch` on `dataset`: the preset (--preset family, else
     chosen from the dataset and its `train_docs`), then `base` (launcher defaults such as smoke
     mode's), then every training flag given on the command line."""
-    from attn_interp.train.config import TrainConfig, paper_preset, preset_for
+    from attn_interp.train.config import TrainConfig, paper_preset, preset_for, scale_batch
 
     if fv["preset"].value:
         preset = paper_preset(fv["preset"].value, arch)
@@ -251,6 +259,7 @@ def training_settings(
     train_cfg = dataclasses.replace(
         preset.train, **{k: v for k, v in chosen.items() if k in train_names}
     )
+    train_cfg = scale_batch(train_cfg, fv["batch_scale"].value)
     model_overrides = dataclasses.asdict(preset.dropouts)
     model_overrides.update({k: v for k, v in chosen.items() if k in MODEL_FIELDS})
     return train_cfg, model_overrides

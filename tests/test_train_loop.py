@@ -343,3 +343,16 @@ def test_packed_han_training_matches_padded_batches(tmp_path):
     for a, b in zip(results[0][0], results[1][0], strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5)
+
+
+def test_scale_batch_for_accelerators():
+    from attn_interp.train.config import scale_batch
+
+    cfg = paper_preset("yahoo", "han_rnn").train
+    big = scale_batch(cfg, 4)
+    assert (big.batch_size, big.max_cells_per_batch) == (4 * cfg.batch_size, 4 * cfg.max_cells_per_batch)  # fmt: skip
+    assert big.learning_rate == pytest.approx(2 * cfg.learning_rate)  # sqrt(4)
+    assert dataclasses.replace(big, batch_size=64, max_cells_per_batch=cfg.max_cells_per_batch, learning_rate=cfg.learning_rate) == cfg  # fmt: skip
+    assert scale_batch(cfg, 1) is cfg
+    with pytest.raises(ValueError, match="positive int"):
+        scale_batch(cfg, 0)
