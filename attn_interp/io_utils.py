@@ -12,6 +12,7 @@ Out-of-space, read-only, quota and permission failures are re-raised as `OutputW
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
@@ -28,6 +29,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_npz",
     "atomic_write_text",
+    "npz_bytes",
     "remove_stale_temp_files",
 ]
 
@@ -169,14 +171,27 @@ def atomic_write_json(
     return atomic_write_text(path, text + ("\n" if indent is not None else ""))
 
 
-def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> str:
-    """Atomically writes `arrays` as an uncompressed .npz (no object arrays: loadable with
-    ``np.load(path, allow_pickle=False)``)."""
+def _plain_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     bad = sorted(k for k, v in arrays.items() if v.dtype == object)
     if bad:
         raise TypeError(f"object arrays {bad} would need pickle to load; convert them first.")
+    return arrays
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: Mapping[str, Any]) -> str:
+    """Atomically writes `arrays` as an uncompressed .npz (no object arrays: loadable with
+    ``np.load(path, allow_pickle=False)``)."""
+    arrays = _plain_arrays(arrays)
     return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    """The bytes `atomic_write_npz` would write: for callers that record a checksum before the
+    file is in place."""
+    buf = io.BytesIO()
+    np.savez(buf, **_plain_arrays(arrays))
+    return buf.getvalue()
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[str]:

@@ -55,7 +55,7 @@ from attn_interp.erasure.summary import summarize
 from attn_interp.io_utils import (
     atomic_write,
     atomic_write_bytes,
-    atomic_write_npz,
+    npz_bytes,
     remove_stale_temp_files,
 )
 from attn_interp.records import record_differences
@@ -720,9 +720,12 @@ def evaluate_run(
             lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
             shard_paths.append(path)
             if not _shard_is_done(path, shard_sums):
-                atomic_write_npz(path, _shard_results(blocks, lo, hi))
-                shard_sums[os.path.basename(path)] = _sha256_file(path)
+                # Checksum recorded before the file is renamed into place: a kill in between
+                # leaves a sum without its file (recomputed), never a finished file without a sum.
+                data = npz_bytes(_shard_results(blocks, lo, hi))
+                shard_sums[os.path.basename(path)] = hashlib.sha256(data).hexdigest()
                 _write_manifest(manifest_path, manifest, shard_sums)
+                atomic_write_bytes(path, data)
             bar.update(hi - lo)
     finally:
         bar.close()
