@@ -47,14 +47,13 @@ def _label(embeddings: str) -> str:
 
 def _train(dataset: str, arch: str, epochs: int | None, embeddings: str) -> dict:
     from attn_interp.data import DataConfig, load_splits
+    from attn_interp.run_dirs import RunDir
     from attn_interp.train.config import preset_for
-    from attn_interp.train.run import FINAL_FILE, train_and_evaluate
+    from attn_interp.train.run import train_and_evaluate
 
-    run_dir = os.path.join(_WORKDIR.value, dataset, arch, _label(embeddings))
-    final_path = os.path.join(run_dir, FINAL_FILE)
-    if os.path.isfile(final_path):
-        with open(final_path) as f:
-            return json.load(f)
+    run_dir = RunDir(os.path.join(_WORKDIR.value, dataset, arch, _label(embeddings)))
+    if run_dir.is_finished():
+        return run_dir.final()
     data_cfg = DataConfig(dataset=dataset)
     preset = preset_for(dataset, arch, train_docs=len(load_splits(data_cfg).splits["train"]))
     over = {"embeddings": embeddings, "progress": False}
@@ -64,7 +63,7 @@ def _train(dataset: str, arch: str, epochs: int | None, embeddings: str) -> dict
     return train_and_evaluate(
         data_cfg,
         train_cfg,
-        run_dir,
+        run_dir.path,
         arch=arch,
         model_overrides=dataclasses.asdict(preset.dropouts),
         word2vec=_word2vec_config(),

@@ -198,12 +198,8 @@ def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, smoke: bool, min_c
     """Trains one model into `run_dir` unless it holds a finished run of the same settings and
     data; a run of other settings or data there is deleted and retrained (one log line says
     why). Returns final.json's content."""
-    from attn_interp.train.run import (
-        FINAL_FILE,
-        requested_run,
-        run_differences,
-        train_and_evaluate,
-    )
+    from attn_interp.run_dirs import RunDir
+    from attn_interp.train.run import requested_run, train_and_evaluate
 
     train_cfg, overrides = train_settings(data_cfg, loaded, arch, smoke=smoke)
     label = f"train {arch} on {data_cfg.corpus_name}"
@@ -214,17 +210,16 @@ def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, smoke: bool, min_c
         embeddings_corpus=flags.FLAGS.embeddings_corpus,
         min_count=min_count,
     )
-    diffs = run_differences(run_dir, requested_run(data_cfg, train_cfg, loaded, **request))
-    final_path = os.path.join(run_dir, FINAL_FILE)
+    folder = RunDir(run_dir)
+    diffs = folder.differences(requested_run(data_cfg, train_cfg, loaded, **request))
     if diffs:
         log(
             f"{label}: {run_dir} holds a run of other settings or data ({_brief(diffs)}); retraining"
         )
         shutil.rmtree(run_dir)
-    elif diffs is not None and os.path.isfile(final_path):
+    elif diffs is not None and folder.is_finished():
         log(f"{label}: finished run found, reusing {run_dir}")
-        with open(final_path) as f:
-            return json.load(f)
+        return folder.final()
     log(f"{label}: up to {train_cfg.epochs} epochs into {run_dir}")
     start = time.perf_counter()
     final = train_and_evaluate(data_cfg, train_cfg, run_dir, loaded=loaded, **request)
@@ -249,40 +244,34 @@ def _erasure_state(out_dir: str, run_dir: str, config, max_docs) -> tuple[bool |
     run of them; None: results of another setup, another trained run or an engine with other
     numbers; why, for the log)."""
     from attn_interp.erasure.evaluate import RESULTS_REVISION
-    from attn_interp.records import record_differences
-    from attn_interp.train.checkpoint import BEST, RunCheckpoints
-    from attn_interp.train.run import run_identity
+    from attn_interp.run_dirs import ErasureDir, RunDir
+    from attn_interp.train.checkpoint import BEST
 
-    manifest_path = os.path.join(out_dir, "manifest.json")
-    if not os.path.isfile(manifest_path):
+    folder, run = ErasureDir(out_dir), RunDir(run_dir)
+    manifest = folder.manifest()
+    if manifest is None:
         return False, ""
-    with open(manifest_path) as f:
-        manifest = json.load(f)
-    ckpt = RunCheckpoints(run_dir)
-    try:
-        step = ckpt.latest_step(BEST)
-    finally:
-        ckpt.close()
     got_cfg = dict(manifest.get("erasure_config", {}))
     want = {
         "erasure_config": {k: v for k, v in _json(config).items() if k in got_cfg},
         "split": "test",
         "max_docs": max_docs,
         "results_revision": RESULTS_REVISION,  # not an older engine's numbers
-        "run_sha256": run_identity(run_dir),  # the model trained on these settings and data
-        "checkpoint_step": step,
+        "run_sha256": run.identity(),  # the model trained on these settings and data
+        "checkpoint_step": run.checkpoint_step(BEST),
     }
-    diffs = record_differences({k: manifest.get(k) for k in want}, want)
+    diffs = folder.differences(want)
     if diffs:
         return None, _brief(diffs)
-    return os.path.isfile(os.path.join(out_dir, "summary.json")), ""
+    return folder.is_finished(), ""
 
 
 def erasure_stage(run_dir: str, label: str, config, max_docs, *, progress: bool) -> str:
     """Runs (or reuses) the erasure tests of one trained run; returns the output folder."""
     from attn_interp.erasure.evaluate import evaluate_run
+    from attn_interp.run_dirs import RunDir
 
-    out_dir = os.path.join(run_dir, "erasure")
+    out_dir = RunDir(run_dir).erasure().path
     done, why = _erasure_state(out_dir, run_dir, config, max_docs)
     if done:
         log(f"erasure {label}: finished results found, reusing {out_dir}")

@@ -165,14 +165,14 @@ def test_table1_names_each_corpus_and_its_classes():
 
 
 def test_run_folder_written_before_a_new_data_field_still_resumes(tmp_path):
-    from attn_interp.train.run import RunFolderError, _check_same_run
+    from attn_interp.run_dirs import RunDir, RunFolderError
     from attn_interp.train.serialize import config_to_json
 
     record = {"data": config_to_json(DataConfig(dataset="local", local_path="x.csv")), "k": 1}
     old = json.loads(json.dumps(record))
     del old["data"]["local_name"]  # written by a version without the field
     (tmp_path / "config.json").write_text(json.dumps(old))
-    _check_same_run(str(tmp_path), record)  # the missing field reads as its default
+    RunDir(str(tmp_path)).check_same(record)  # the missing field reads as its default
     renamed = {**record, "data": {**record["data"], "local_name": "cfpb"}}
     with pytest.raises(RunFolderError, match="data.local_name: 'local' -> 'cfpb'"):
-        _check_same_run(str(tmp_path), renamed)
+        RunDir(str(tmp_path)).check_same(renamed)

@@ -18,6 +18,7 @@ from absl import flags
 from flax import nnx
 from test_erasure_kernels import assert_minimum_bounds_every_ranking
 
+from attn_interp import run_dirs
 from attn_interp.data import DataConfig, encode_corpus, load_splits
 from attn_interp.erasure import AffineParams, ErasureConfig, run_suite
 from attn_interp.erasure import evaluate as ev
@@ -261,8 +262,8 @@ def test_corrupted_shards_are_recomputed_and_bad_files_named(
     naming it; a damaged .npz read directly gives an error naming the file."""
     out = str(tmp_path / "copy")
     shutil.copytree(han_out, out)
-    shard_dir = os.path.join(out, ev.SHARD_DIR)
-    manifest = json.load(open(os.path.join(out, ev.MANIFEST_FILE)))
+    shard_dir = os.path.join(out, run_dirs.SHARD_DIR)
+    manifest = json.load(open(os.path.join(out, run_dirs.MANIFEST_FILE)))
     names = sorted(os.listdir(shard_dir))
     assert sorted(manifest[ev.SHARD_SUMS_KEY]) == names
     bad, unrecorded = (os.path.join(shard_dir, n) for n in names[1:3])
@@ -271,7 +272,7 @@ def test_corrupted_shards_are_recomputed_and_bad_files_named(
     with pytest.raises(ValueError, match=rf"{bad} is not a readable \.npz"):
         ev.merge_shards([bad], str(tmp_path / "merged.npz"))
     del manifest[ev.SHARD_SUMS_KEY][os.path.basename(unrecorded)]
-    with open(os.path.join(out, ev.MANIFEST_FILE), "w") as f:
+    with open(os.path.join(out, run_dirs.MANIFEST_FILE), "w") as f:
         json.dump(manifest, f)
     calls = []
     real = ev._shard_results
@@ -284,7 +285,7 @@ def test_corrupted_shards_are_recomputed_and_bad_files_named(
     got, want = ev.load_erasure_results(out)[0], ev.load_erasure_results(han_out)[0]
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    results = os.path.join(out, ev.RESULTS_FILE)
+    results = os.path.join(out, run_dirs.RESULTS_FILE)
     with open(results, "r+b") as f:
         f.truncate(100)
     with pytest.raises(ValueError, match=rf"{results} is not a readable \.npz"):
@@ -299,7 +300,7 @@ def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):
     with pytest.raises(ev.ManifestMismatchError, match=r"max_docs: None -> 4"):
         ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, max_docs=4, out_dir=han_out)
     # shards of an engine whose numbers differ (an older results revision) are refused too
-    manifest = os.path.join(han_out, ev.MANIFEST_FILE)
+    manifest = os.path.join(han_out, run_dirs.MANIFEST_FILE)
     with open(manifest) as f:
         saved = f.read()
     older = json.loads(saved)

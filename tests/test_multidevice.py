@@ -213,10 +213,11 @@ def test_sharded_erasure_equals_single_device(erasure_dirs):
 def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
     import os
 
+    from attn_interp import run_dirs
     from attn_interp.erasure import evaluate as ev
     from attn_interp.erasure.suite import concatenate_results
 
-    shard_dir = os.path.join(erasure_dirs["one"], ev.SHARD_DIR)
+    shard_dir = os.path.join(erasure_dirs["one"], run_dirs.SHARD_DIR)
     paths = sorted(os.path.join(shard_dir, n) for n in os.listdir(shard_dir) if n.endswith(".npz"))
     assert len(paths) == 4
     loaded = []

@@ -7,6 +7,7 @@ import json
 import os
 
 from attn_interp.analysis.model_results import ModelResults, RunInfo
+from attn_interp.run_dirs import DATA_SHA_KEY, RunDir
 
 
 def _read_json(path: str) -> dict:
@@ -14,23 +15,6 @@ def _read_json(path: str) -> dict:
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def _check_same_run(run_dir: str, out_dir: str) -> None:
-    """Refuses erasure results whose manifest names another trained run than `run_dir` holds."""
-    from attn_interp.train.run import run_identity
-
-    path = os.path.join(out_dir, "manifest.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        recorded = json.load(f).get("run_sha256")
-    if recorded is not None and recorded != run_identity(run_dir):
-        raise ValueError(
-            f"{out_dir} holds erasure results of another trained run than {run_dir} (other "
-            "settings or data): re-run the erasure tests on this run (python -m "
-            "experiments.erasure --workdir=RUN --overwrite)."
-        )
 
 
 def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> ModelResults:
@@ -47,32 +31,25 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
     """
     from attn_interp.erasure.evaluate import load_erasure_results
 
-    run_dir = os.path.abspath(run_dir)
-    final_path = os.path.join(run_dir, "final.json")
-    if not os.path.isfile(final_path):
+    run = RunDir(run_dir)
+    final = run.final()
+    if final is None:
         raise FileNotFoundError(
-            f"{run_dir} has no final.json: training has not finished. Run "
+            f"{run.path} has no final.json: training has not finished. Run "
             "`python -m experiments.train --workdir=RUN` first."
         )
-    with open(final_path) as f:
-        final = json.load(f)
-    out_dir = os.path.abspath(erasure_dir or os.path.join(run_dir, "erasure"))
-    _check_same_run(run_dir, out_dir)
-    results, summary = load_erasure_results(out_dir)
+    folder = run.erasure(erasure_dir)
+    folder.check_run(run)
+    results, summary = load_erasure_results(folder.path)
     documents = None
-    docs_path = os.path.join(out_dir, "documents.jsonl")
+    docs_path = folder.documents_path
     if os.path.isfile(docs_path):
         with open(docs_path, encoding="utf-8") as f:
             documents = [json.loads(line) for line in f if line.strip()]
-    class_names = None
-    record: dict = {}
-    config_path = os.path.join(run_dir, "config.json")
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            record = json.load(f)
-        class_names = record.get("class_names")
-    manifest = _read_json(os.path.join(out_dir, "manifest.json"))
-    run = RunInfo(
+    record = run.record() or {}
+    class_names = record.get("class_names")
+    manifest = folder.manifest() or {}
+    info = RunInfo(
         final=final,
         train=record.get("train", {}),
         model=record.get("model", {}),
@@ -87,7 +64,7 @@ def load_model_results(run_dir: str, *, erasure_dir: str | None = None) -> Model
         test_documents=final.get("test_documents"),
         documents=documents,
         class_names=class_names,
-        run=run,
+        run=info,
     )
 
 
@@ -114,8 +91,6 @@ def load_workdir_results(workdir: str) -> WorkdirResults:
     other data than the corpus's statistics were computed from (another file under the same
     name): the report never mixes results of different inputs.
     """
-    from attn_interp.train.run import DATA_SHA_KEY
-
     root = os.path.join(os.path.abspath(workdir), "runs")
     models, skipped, stats_out = [], [], []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
@@ -123,9 +98,9 @@ def load_workdir_results(workdir: str) -> WorkdirResults:
         splits = stats.get("data_fingerprint", {}).get("splits")
         used = False
         for arch in sorted(os.listdir(os.path.join(root, name))):
-            run_dir = os.path.join(root, name, arch)
-            record = _read_json(os.path.join(run_dir, "config.json"))
-            if not os.path.isfile(os.path.join(run_dir, "erasure", "summary.json")):
+            run = RunDir(os.path.join(root, name, arch))
+            record = run.record() or {}
+            if not run.erasure().is_finished():
                 skipped.append(f"{name}/{arch}: training or its erasure tests have not finished.")
                 continue
             if splits is not None and record.get(DATA_SHA_KEY) != splits:
@@ -135,7 +110,7 @@ def load_workdir_results(workdir: str) -> WorkdirResults:
                 )
                 continue
             try:
-                models.append(load_model_results(run_dir))
+                models.append(load_model_results(run.path))
             except ValueError as err:
                 skipped.append(f"{name}/{arch}: {err}")
                 continue

@@ -2,7 +2,7 @@
 
 Output folder (default ``WORKDIR/erasure``):
 
-  manifest.json     erasure config, run identity (`run_identity`: the training configs and data),
+  manifest.json     erasure config, run identity (`RunDir.identity`: the training configs and data),
                     checkpoint step and parameter digest, data fingerprint, version, and the
                     sha256 of every finished shard file
   shards/           shard_00000.npz, ...: results of `shard_docs` documents each (atomic writes);
@@ -59,13 +59,15 @@ from attn_interp.io_utils import (
     remove_stale_temp_files,
 )
 from attn_interp.records import record_differences
+from attn_interp.run_dirs import (
+    ERASURE_DIR,
+    MANIFEST_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    ErasureDir,
+)
 from attn_interp.types import AttentionInputs, Batch
 
-MANIFEST_FILE = "manifest.json"
-DOCUMENTS_FILE = "documents.jsonl"
-SHARD_DIR = "shards"
-RESULTS_FILE = "results.npz"
-SUMMARY_FILE = "summary.json"
 ALL_UNKNOWN_KEY = "all_unknown"  # per document: every token is out of vocabulary (<unk>)
 SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of the written file
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
@@ -155,8 +157,6 @@ def _items_of(text: str, hierarchical: bool) -> list[str]:
 def _manifest(
     run, config: ErasureConfig, *, split: str, max_docs, shard_docs, step, data_sha, n_docs
 ) -> dict[str, Any]:
-    from attn_interp.train.run import run_identity
-
     cfg = dataclasses.asdict(config)
     for name in _RESULT_NEUTRAL_FIELDS:
         cfg.pop(name)
@@ -167,7 +167,7 @@ def _manifest(
                 "workdir": run.workdir,
                 "which": run.which,
                 "checkpoint_step": step,
-                "run_sha256": run_identity(run.workdir),  # configs + data the model was trained on
+                "run_sha256": run.identity,  # configs + data the model was trained on
                 "params_sha256": _params_fingerprint(run.model),
                 "arch": run.model_config.arch,
                 "split": split,
@@ -256,12 +256,9 @@ def _open_npz(path: str):
         raise _unreadable(path, err) from err
 
 
-def _check_training_data(workdir: str, split: str, sha: str) -> None:
+def _check_training_data(run, split: str, sha: str) -> None:
     """Refuses a split whose documents differ from those recorded in the run's config.json."""
-    from attn_interp.train.run import CONFIG_FILE, DATA_SHA_KEY
-
-    with open(os.path.join(workdir, CONFIG_FILE)) as f:
-        recorded = json.load(f).get(DATA_SHA_KEY, {}).get(split)
+    workdir, recorded = run.workdir, run.data_sha256.get(split)
     if recorded is not None and recorded != sha:
         raise ManifestMismatchError(
             f"The {split} split loaded now (sha256 {sha[:12]}...) is not the one {workdir} recorded "
@@ -650,7 +647,6 @@ def evaluate_run(
         `overwrite` is False.
     """
     from attn_interp import data as data_lib
-    from attn_interp.train.checkpoint import RunCheckpoints
     from attn_interp.train.run import load_run
 
     if shard_docs < 1:
@@ -660,18 +656,14 @@ def evaluate_run(
     if not isinstance(config, ErasureConfig):
         raise TypeError(f"config must be an ErasureConfig, got {type(config).__name__}.")
     run = load_run(workdir, which)
-    ckpt = RunCheckpoints(run.workdir)
-    try:
-        step = ckpt.latest_step(which)
-    finally:
-        ckpt.close()
+    step = run.step
     loaded = data_lib.load_splits(run.data_config)
     if split not in loaded.splits:
         raise ValueError(
             f"split {split!r} not in the run's dataset; use one of {list(loaded.splits)}."
         )
     texts_split = loaded.splits[split]
-    _check_training_data(run.workdir, split, texts_split.fingerprint())
+    _check_training_data(run, split, texts_split.fingerprint())
     if max_docs is not None:
         texts_split = texts_split.head(max_docs)
     hier = run.model_config.hierarchical
@@ -681,8 +673,8 @@ def evaluate_run(
     if mesh is not None:
         parallel.replicate(run.model, mesh)
 
-    out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "erasure"))
-    shard_dir = os.path.join(out_dir, SHARD_DIR)
+    erasure_dir = ErasureDir(out_dir or os.path.join(run.workdir, ERASURE_DIR))
+    out_dir, shard_dir = erasure_dir.path, erasure_dir.shard_dir
     manifest = _manifest(
         run,
         config,
@@ -693,7 +685,7 @@ def evaluate_run(
         data_sha=_data_fingerprint(texts_split.texts, texts_split.labels),
         n_docs=len(texts_split),
     )
-    manifest_path = os.path.join(out_dir, MANIFEST_FILE)
+    manifest_path = erasure_dir.manifest_path
     if overwrite and os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
     shard_sums: dict[str, str] = {}
@@ -716,7 +708,7 @@ def evaluate_run(
     start = time.perf_counter()
     try:
         for s in range(n_shards):
-            path = os.path.join(shard_dir, f"shard_{s:05d}.npz")
+            path = erasure_dir.shard_path(s)
             lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
             shard_paths.append(path)
             if not _shard_is_done(path, shard_sums):
@@ -739,7 +731,7 @@ def evaluate_run(
                     timing[k] = timing.get(k, 0.0) + float(f[k])
     if timing.get(_TIMING_PREFIX + "skipped_no_tokens", 0) >= n_split:
         raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
-    results = merge_shards(shard_paths, os.path.join(out_dir, RESULTS_FILE))
+    results = merge_shards(shard_paths, erasure_dir.results_path)
     encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
     erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
     n_docs = int(results["doc_id"].size)
@@ -776,15 +768,14 @@ def evaluate_run(
         names = sorted(n for n in os.listdir(staging) if n not in (RESULTS_FILE, SUMMARY_FILE))
         for name in [*names, SUMMARY_FILE]:
             os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-    _write_documents_file(os.path.join(out_dir, DOCUMENTS_FILE), results, texts_split.texts, hier)
+    _write_documents_file(erasure_dir.documents_path, results, texts_split.texts, hier)
     return out_dir
 
 
 def load_erasure_results(out_dir: str) -> tuple[dict[str, np.ndarray], dict]:
     """(per-instance results dict, summary.json content) of a finished `evaluate_run` folder."""
-    out_dir = os.path.abspath(out_dir)
-    res_path = os.path.join(out_dir, RESULTS_FILE)
-    sum_path = os.path.join(out_dir, SUMMARY_FILE)
+    folder = ErasureDir(out_dir)
+    out_dir, res_path, sum_path = folder.path, folder.results_path, folder.summary_path
     missing = [p for p in (res_path, sum_path) if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(

@@ -41,13 +41,12 @@ FOLLOWUP_REVISION = 1
 
 def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha: str) -> dict:
     from attn_interp.erasure.evaluate import _params_fingerprint
-    from attn_interp.train.run import run_identity
 
     return {
         "followup_config": json.loads(json.dumps(dataclasses.asdict(config))),
-        "run_sha256": run_identity(run.workdir),
+        "run_sha256": run.identity,
         "params_sha256": _params_fingerprint(run.model),
-        "other_run_sha256": None if other is None else run_identity(other.workdir),
+        "other_run_sha256": None if other is None else other.identity,
         "other_params_sha256": None if other is None else _params_fingerprint(other.model),
         "split": split,
         "max_docs": max_docs,

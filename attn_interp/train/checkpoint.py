@@ -16,6 +16,8 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from attn_interp.run_dirs import CHECKPOINT_DIR
+
 LATEST = "latest"
 BEST = "best"
 
@@ -73,7 +75,7 @@ class RunCheckpoints:
     """
 
     def __init__(self, workdir: str):
-        self.root = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.root = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
         options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
         self._managers = {
             name: ocp.CheckpointManager(

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from attn_interp.io_utils import atomic_write, atomic_write_text
-
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "training_curves.png"
+from attn_interp.run_dirs import CURVES_FILE as CURVES_FILE  # named here for train.loop
+from attn_interp.run_dirs import METRICS_FILE
 
 
 def write_metrics(workdir: str, history: Sequence[dict[str, Any]]) -> str:

@@ -1,14 +1,6 @@
 """A whole training run on a dataset (data -> vocabulary -> model -> fit -> test), and loading it.
 
-Run folder layout (WORKDIR):
-  config.json          model / train / data configs, class names, vocabulary settings
-  vocab.json           the vocabulary (`attn_interp.data.Vocabulary.save`)
-  checkpoints/         orbax: latest (resume) and best (by validation accuracy)
-  metrics.jsonl        one line per epoch
-  training_curves.png  loss / accuracy / learning rate per epoch
-  final.json           test accuracy, macro-F1 and per-class accuracy of the best model, validation
-                       accuracy, epochs run, training documents dropped by the length caps,
-                       timings, throughput
+The run folder's files are named and read by `attn_interp.run_dirs.RunDir`.
 """
 
 from __future__ import annotations
@@ -28,7 +20,14 @@ from flax import nnx
 import attn_interp
 from attn_interp.data.fingerprint import record_digest
 from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
-from attn_interp.records import record_differences
+from attn_interp.run_dirs import (
+    CONFIG_FILE,
+    DATA_SHA_KEY,
+    VOCAB_FILE,
+    RunDir,
+    RunFolderError,
+    stable_record,
+)
 from attn_interp.train import loop
 from attn_interp.train.checkpoint import BEST, LATEST, CheckpointError, RunCheckpoints
 from attn_interp.train.config import TrainConfig
@@ -37,18 +36,7 @@ from attn_interp.train.optim import make_optimizer
 from attn_interp.train.serialize import config_from_json, config_to_json
 from attn_interp.train.shapes import bucket_batches
 
-CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
-FINAL_FILE = "final.json"
-_VOLATILE_TRAIN_FIELDS = ("progress",)  # may change between a run and its resumption
-_UNSET_IF_NONE = ("embeddings_path", "word2vec", "embeddings_corpus")
-_VOLATILE_RUN_FIELDS = ("package_version",)  # recorded, but a newer version may resume a run
 RANDOM_EMBEDDINGS, WORD2VEC = "random", "word2vec"  # TrainConfig.embeddings (else: a file)
-DATA_SHA_KEY = "data_sha256"  # config.json: split name -> `Split.fingerprint()` at training
-
-
-class RunFolderError(ValueError):
-    """A run folder is missing, incomplete, or belongs to another model or configuration."""
 
 
 @dataclasses.dataclass
@@ -56,6 +44,10 @@ class TrainedRun:
     """A trained model restored from a run folder, with everything needed to use it.
 
     model: `AttentionClassifier` in eval mode (dropout off).
+    step: the training step of the restored checkpoint.
+    data_sha256: split name -> fingerprint of the documents the run was trained and tested on
+      (empty for a run folder written before fingerprints were recorded).
+    identity: `RunDir.identity()`: sha256 of the run's settings and data.
     """
 
     model: Any
@@ -67,6 +59,9 @@ class TrainedRun:
     workdir: str
     which: str
     meta: dict[str, Any]
+    step: int
+    data_sha256: dict[str, str]
+    identity: str
 
 
 def batch_config(train_cfg: TrainConfig) -> Any:
@@ -145,7 +140,7 @@ def requested_run(
     """The config.json record a run of these settings on `loaded` (a `LoadedDataset`) writes.
 
     vocab_size: the vocabulary's size; None when it is not built yet (it follows from the data
-      and `min_count`, so `run_differences` then leaves it out of the comparison).
+      and `min_count`, so `RunDir.differences` then leaves it out of the comparison).
     """
     from attn_interp.models import ModelConfig
 
@@ -173,83 +168,6 @@ def requested_run(
     if vocab_size is None:
         del record["model"]["vocab_size"]
     return record
-
-
-def _stable(record: Mapping[str, Any]) -> dict[str, Any]:
-    """`record` without the fields that may change between a run and its resumption, with config
-    fields added since it was written read as their defaults."""
-    from attn_interp.data import DataConfig
-
-    rec = json.loads(json.dumps(record))
-    if isinstance(rec.get("data"), dict):  # DataConfig fields added since read as defaults
-        rec["data"] = config_to_json(config_from_json(DataConfig, rec["data"]))
-    if isinstance(rec.get("train"), dict):  # likewise TrainConfig fields (embeddings)
-        rec["train"] = config_to_json(config_from_json(TrainConfig, rec["train"]))
-    for k in _UNSET_IF_NONE:  # run keys added since (None: a random-init run)
-        if rec.get(k, 0) is None:
-            rec.pop(k)
-    for k in _VOLATILE_TRAIN_FIELDS:
-        rec.get("train", {}).pop(k, None)
-    for k in _VOLATILE_RUN_FIELDS:
-        rec.pop(k, None)
-    return rec
-
-
-def _read_record(workdir: str) -> dict[str, Any] | None:
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise RunFolderError(
-            f"{path} is unreadable ({type(err).__name__}: {err}); delete the run folder or "
-            "train into a fresh --workdir."
-        ) from err
-
-
-def run_differences(workdir: str, new: Mapping[str, Any]) -> list[str] | None:
-    """How the run recorded in WORKDIR/config.json differs from `new` ("key: old -> new" lines).
-
-    Returns None when `workdir` holds no run yet, [] when it holds a run of the same settings and
-    data (it may be resumed or reused). Fields missing from `new` (e.g. model.vocab_size before
-    the vocabulary is built) are not compared.
-    """
-    old = _read_record(workdir)
-    if old is None:
-        return None
-    old_s, new_s = _stable(old), _stable(new)
-    if DATA_SHA_KEY not in old_s:  # a run folder written before fingerprints were recorded
-        new_s.pop(DATA_SHA_KEY, None)
-    if "vocab_size" not in new_s.get("model", {}):
-        old_s.get("model", {}).pop("vocab_size", None)
-    return record_differences(old_s, new_s)
-
-
-def run_identity(workdir: str) -> str:
-    """sha256 of a run's config.json record (configs, class names, data fingerprints), without
-    the fields that may change on resumption: what results derived from the run are keyed by."""
-    record = _read_record(workdir)
-    if record is None:
-        raise RunFolderError(f"{workdir} is not a training run folder (no {CONFIG_FILE}).")
-    return record_digest(_stable(record))
-
-
-def _check_same_run(workdir: str, new: dict[str, Any]) -> None:
-    diffs = run_differences(workdir, new)
-    if diffs:
-        changed_data = any(d.startswith(DATA_SHA_KEY + ".") for d in diffs)
-        raise RunFolderError(
-            f"{workdir} already holds a run with a different configuration "
-            f"({'; '.join(diffs[:8])}). "
-            + (
-                "The dataset's documents or labels changed since that run was trained: restore "
-                "the original data files, or train on the new data into a fresh --workdir."
-                if changed_data
-                else "Use a fresh --workdir, or repeat the original flags to resume that run."
-            )
-        )
 
 
 def train_and_evaluate(
@@ -287,7 +205,8 @@ def train_and_evaluate(
     from attn_interp.models.encoders import packing_gap
 
     start = time.perf_counter()
-    workdir = os.path.abspath(workdir)
+    run_dir = RunDir(workdir)
+    workdir = run_dir.path
     if loaded is None:
         loaded = data_lib.load_splits(data_cfg)
     data_lib.validate_for_training(loaded)  # before anything is written or trained
@@ -299,17 +218,17 @@ def train_and_evaluate(
         min_count=min_count,
     )
     # Checked before anything is written: a changed configuration or dataset is refused whole.
-    _check_same_run(workdir, requested_run(data_cfg, train_cfg, loaded, **request))
+    run_dir.check_same(requested_run(data_cfg, train_cfg, loaded, **request))
     remove_stale_temp_files(workdir)  # partial writes of a killed earlier run
-    vocab_path = os.path.join(workdir, VOCAB_FILE)
+    vocab_path = run_dir.vocab_path
     if os.path.exists(vocab_path):
         vocab = data_lib.Vocabulary.load(vocab_path)
     else:
         vocab = data_lib.build_vocabulary(loaded, min_count=min_count)
         vocab.save(vocab_path)
     record = requested_run(data_cfg, train_cfg, loaded, vocab_size=len(vocab), **request)
-    _check_same_run(workdir, record)
-    atomic_write_json(os.path.join(workdir, CONFIG_FILE), record)
+    run_dir.check_same(record)
+    atomic_write_json(run_dir.config_path, record)
     model_cfg = config_from_json(ModelConfig, record["model"])
     word2vec = _word2vec_config(train_cfg, word2vec, model_cfg.embed_dim)
 
@@ -427,7 +346,7 @@ def train_and_evaluate(
         "embeddings": train_cfg.embeddings,
         **embed_info,
     }
-    atomic_write_json(os.path.join(workdir, FINAL_FILE), final)
+    atomic_write_json(run_dir.final_path, final)
     return final
 
 
@@ -448,8 +367,8 @@ def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> T
 
     if which not in (BEST, LATEST):
         raise ValueError(f"which={which!r}: use {BEST!r} or {LATEST!r}.")
-    workdir = os.path.abspath(workdir)
-    config_path = os.path.join(workdir, CONFIG_FILE)
+    run_dir = RunDir(workdir)
+    workdir, config_path = run_dir.path, run_dir.config_path
     if not os.path.isfile(config_path):
         raise RunFolderError(
             f"{workdir} is not a training run folder (no {CONFIG_FILE}). Pass the --workdir of a "
@@ -472,7 +391,7 @@ def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> T
             f"{workdir} holds a {model_cfg.arch!r} run, not {arch!r}. Pass the run folder of the "
             f"{arch} model (or drop the architecture you asked for)."
         )
-    vocab_path = os.path.join(workdir, VOCAB_FILE)
+    vocab_path = run_dir.vocab_path
     if not os.path.isfile(vocab_path):
         raise RunFolderError(f"{workdir} has no {VOCAB_FILE}; the run folder is incomplete.")
     vocab = Vocabulary.load(vocab_path)
@@ -488,6 +407,7 @@ def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> T
         # The latest checkpoint also holds the optimizer state (for resuming): restore it too.
         opt = make_optimizer(model, train_cfg) if which == LATEST else None
         meta = ckpt.restore(which, model, opt)
+        step = ckpt.latest_step(which)
     finally:
         ckpt.close()
     saved = meta.get("run", {}).get("model")
@@ -508,4 +428,7 @@ def load_run(workdir: str, which: str = "best", *, arch: str | None = None) -> T
         workdir=workdir,
         which=which,
         meta=meta,
+        step=step,
+        data_sha256=dict(record.get(DATA_SHA_KEY, {})),
+        identity=record_digest(stable_record(record)),
     )
