@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attn_interp import analysis
+from attn_interp.analysis.model_results import BOX_RANKINGS
 from attn_interp.erasure import ErasureConfig, run_suite
 
 B, N, D, C = 48, 6, 8, 3
@@ -136,3 +137,75 @@ def test_document_view_escapes_text_and_marks_flips(models, tmp_path):
         analysis.write_document_view(
             analysis.ModelResults("d", "han_rnn", no_items), str(tmp_path / "x.html")
         )
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every Figure the figure functions save, by file stem (the files are still written)."""
+    from attn_interp.analysis import figures
+
+    figs = {}
+    save = figures._save
+
+    def keep(fig, out_dir, stem):
+        figs[stem] = fig
+        return save(fig, out_dir, stem)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return figs
+
+
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_scatter_points_are_the_documents_deltas(models, tmp_path, drawn):
+    analysis.figure_js_vs_alpha(models, str(tmp_path))
+    for arch, ms in (("han_rnn", models[:2]), ("flan_conv", models[2:])):
+        panels = _panels(drawn[f"fig3_js_vs_alpha_attention_{arch}"])
+        assert len(panels) == len(ms)
+        for ax, m in zip(panels, sorted(ms, key=lambda m: m.dataset), strict=True):
+            (points,) = ax.collections
+            want = np.stack([m.column("delta_alpha"), m.column("delta_js")], axis=1)
+            np.testing.assert_allclose(points.get_offsets(), want.astype(np.float64))
+            assert ax.get_title().startswith(m.dataset)
+            neg = 100 * np.mean(m.column("delta_js") < 0)
+            assert f"ΔJS < 0: {neg:.1f}%" in ax.get_title()
+
+
+def test_histogram_bars_count_the_negative_js_documents(models, tmp_path, drawn):
+    analysis.figure_negative_js_hist(models, str(tmp_path), bins=10)
+    ax = _panels(drawn["fig4_negative_js_hist_flan_conv"])[0]
+    m = models[2]
+    x = m.column("delta_alpha")[m.column("delta_js") < 0]
+    counts, _ = np.histogram(x, bins=np.linspace(0.0, 1.0, 11))
+    assert [p.get_height() for p in ax.patches] == counts.tolist()
+    assert counts.sum() > 0
+
+
+def test_boxplots_show_each_rankings_removed_fraction(models, tmp_path, drawn):
+    analysis.figure_removal_boxplots(models[2:], str(tmp_path), quantity="frac")
+    ax, ax2 = drawn["fig5_removal_frac_flan_conv"].axes
+    m = models[2]
+    names = [*BOX_RANKINGS, "minimum"]
+    medians = [float(line.get_ydata()[0]) for line in ax.lines if line.get_gid()]
+    want_medians, want_never = [], []
+    for name in names:
+        k = m.column("k_min" if name == "minimum" else f"rank_{name}_k")
+        v = m.column("k_min_frac" if name == "minimum" else f"rank_{name}_frac")[k > 0]
+        if v.size:
+            want_medians.append(float(np.median(v)))
+        want_never.append(100 * float(np.mean(k == -1)))
+    assert len(medians) == len(want_medians) >= 4
+    np.testing.assert_allclose(medians, want_medians, rtol=1e-6)
+    np.testing.assert_allclose([p.get_height() for p in ax2.patches], want_never, rtol=1e-6)
+
+
+def test_figures_leave_pyplot_and_the_backend_alone(models, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, open_before = matplotlib.get_backend(), plt.get_fignums()
+    analysis.figure_optimality_gap(models, str(tmp_path))
+    assert matplotlib.get_backend() == backend
+    assert plt.get_fignums() == open_before

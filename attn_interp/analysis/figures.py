@@ -1,7 +1,9 @@
 """The paper's figures (and the extensions), one function per figure; each writes PNG and PDF.
 
 Every function takes `ModelResults`, writes one file pair per architecture into `out_dir` and
-returns the PNG paths. matplotlib runs on the Agg backend; style settings live in `_style`.
+returns the PNG paths. Figures are `matplotlib.figure.Figure` objects, never pyplot's: drawing
+them leaves the caller's backend (a notebook's inline one) and open figures alone. Style settings
+live in `_style`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ import os
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from attn_interp.analysis.model_results import (  # noqa: E402
+from attn_interp.analysis.model_results import (
     BOX_RANKINGS,
     COMPARISON_LABELS,
     COMPARISONS,
@@ -25,7 +25,7 @@ from attn_interp.analysis.model_results import (  # noqa: E402
     datasets,
     ranking_label,
 )
-from attn_interp.io_utils import atomic_write  # noqa: E402
+from attn_interp.io_utils import atomic_write
 
 _COLORS = {
     "random0": "#8c8c8c",
@@ -41,22 +41,20 @@ def _style() -> dict:
     return {"font.size": 10, "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100}
 
 
-def _save(fig, out_dir: str, stem: str) -> str:
+def _save(fig: Figure, out_dir: str, stem: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     png = os.path.join(out_dir, stem + ".png")
     atomic_write(png, lambda f: fig.savefig(f, format="png", bbox_inches="tight", dpi=120))
     pdf = os.path.join(out_dir, stem + ".pdf")
     atomic_write(pdf, lambda f: fig.savefig(f, format="pdf", bbox_inches="tight"))
-    plt.close(fig)
     return png
 
 
 def _grid(n_panels: int, ncols: int = 2, size=(4.5, 3.4)):
     ncols = min(ncols, max(n_panels, 1))
     nrows = -(-max(n_panels, 1) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
-    )
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n_panels:]:
         ax.set_visible(False)
@@ -122,7 +120,7 @@ def figure_js_vs_alpha(
         raise ValueError(f"comparison={comparison!r}: use one of {tuple(prefix)}.")
     sym = COMPARISON_LABELS[comparison]
     paths = []
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms))
             for ax, m in zip(axes, ms, strict=False):
@@ -163,7 +161,7 @@ def figure_negative_js_hist(
     """
     _check_models(models)
     paths = []
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms))
             for ax, m in zip(axes, ms, strict=False):
@@ -229,15 +227,11 @@ def figure_removal_boxplots(
         "probmass": "Attention probability mass removed",
     }[quantity]
     paths = []
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         for arch, ms in _by_arch(models).items():
             width = 0.8 / len(names)
-            fig, (ax, ax2) = plt.subplots(
-                1,
-                2,
-                figsize=(max(8.0, 3.0 + 2.2 * len(ms)), 4.2),
-                gridspec_kw={"width_ratios": [3, 1.3]},
-            )
+            fig = Figure(figsize=(max(8.0, 3.0 + 2.2 * len(ms)), 4.2))
+            ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
             handles = {}
             for g, m in enumerate(ms):
                 for j, name in enumerate(names):
@@ -254,6 +248,7 @@ def figure_removal_boxplots(
                         )
                         bp["boxes"][0].set_facecolor(_COLORS.get(name, "#cccccc"))
                         bp["medians"][0].set_color("black")
+                        bp["medians"][0].set_gid(f"median {m.dataset} {name}")  # named in SVGs
                         handles[name] = bp["boxes"][0]
                     share = _never_share(m, name)
                     if share is not None:
@@ -297,7 +292,7 @@ def figure_optimality_gap(
     """
     _check_models(models)
     paths = []
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms), ncols=2, size=(5.0, 3.4))
             for ax, m in zip(axes, ms, strict=False):

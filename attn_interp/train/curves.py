@@ -31,13 +31,11 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
 
 def plot_curves(history: Sequence[dict[str, Any]], path: str, title: str = "") -> str:
     """Saves loss, accuracy and learning rate per epoch (train and validation) as a PNG; returns path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a bare Figure: the caller's backend is left alone
 
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     for key, label in (("train_loss", "train"), ("validation_loss", "validation")):
         axes[0].plot(epochs, [r[key] for r in history], marker="o", label=label)
     axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -54,5 +52,4 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str, title: str = "") -
         fig.suptitle(title)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
     return path
