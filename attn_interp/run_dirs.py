@@ -14,7 +14,8 @@ Erasure output folder (`ErasureDir`, `attn_interp.erasure.evaluate_run`):
   manifest.json     settings, run identity, checkpoint step, data fingerprint, shard checksums
   shards/           one .npz per finished shard (resume)
   results.npz       every per-instance array, merged
-  summary.json      aggregate statistics (Tables 2-4, Q10 count, throughput)
+  summary.json      aggregate statistics (Tables 2-4, the Q10 count of
+                    docs/paper_notes.md, throughput)
   documents.jsonl   the items of each erased document (for the example figures)
 
 Both records are compared the same way (`attn_interp.records.record_differences`): a reused

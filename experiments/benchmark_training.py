@@ -3,7 +3,7 @@
     python -m experiments.benchmark_training --dataset=yahoo_answers_10k --epochs=3 \
         --workdir=/tmp/bench_train
 
-Each architecture uses the paper's preset (paper.md §1.8) except for the flags given here
+Each architecture uses the paper's preset (paper_notes.md §1.8) except for the flags given here
 (`--epochs` caps the epoch count to fit a time budget; early stopping still applies). Prints one
 row per model and, last, one JSON line with all final.json records. Throughput is documents (and
 non-padding tokens) per second of training steps, compilation included.

@@ -32,7 +32,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         "paper",
         list(RANDOM_MODES),
         "Random comparison item: 'paper' (uniform over items other than the top one) or "
-        "'code_compatible' (the original code's quirk Q1).",
+        "'code_compatible' (the original code's quirk, paper_notes.md Q1).",
         flag_values=fv,
     )
     flags.DEFINE_integer("num_random", 5, "Random removal orderings.", flag_values=fv)

@@ -37,10 +37,8 @@ from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
 from experiments import config_flags, dataset_stats
 from experiments.cli import launch
 
-# Architectures trained by default: what fits in about 20 minutes on a 2-core CPU with the
-# yahoo_answers_10k preset (4 epochs at lr 2e-3, `preset_for`). Measured (README "Training"):
-# flan_conv ~15-20 s per epoch after the first (45 s with compilation), han_rnn ~70 s per epoch
-# (190 s with compilation). `--models=all` trains all six.
+# Architectures trained by default: one HAN and one FLAN, the cheapest pair that covers both
+# families on a small CPU (timings in the README's "Training" table). `--models=all` trains all six.
 DEFAULT_MODELS = ("han_rnn", "flan_conv")
 # Smoke mode's training settings (before the command line's training flags, which win).
 SMOKE_SETTINGS = {"epochs": 1, "save_every_steps": 0, "embed_dim": 16, "hidden": 8}
@@ -68,7 +66,10 @@ _MAX_TEST_DOCS = flags.DEFINE_integer(
 )
 _NUM_RANDOM = flags.DEFINE_integer("num_random", 5, "Random removal orderings per document.")
 _RANDOM_MODE = flags.DEFINE_enum(
-    "random_mode", "paper", ["paper", "code_compatible"], "How the random item r is drawn (Q1)."
+    "random_mode",
+    "paper",
+    ["paper", "code_compatible"],
+    "How the random item r is drawn (docs/paper_notes.md Q1).",
 )
 _FOLLOWUPS = flags.DEFINE_bool(
     "followups",

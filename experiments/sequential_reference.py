@@ -1,4 +1,4 @@
-"""The original erasure algorithm, implemented literally, as a slow reference (paper.md 6.4).
+"""The original erasure algorithm, implemented literally, as a slow reference (paper_notes.md §6.4).
 
 For every removal ordering: zero one more item per step, L1-renormalise the *current* weights
 (torch `normalize(p=1)`, floor 1e-12), run the head on the stored vectors, stop at the first decision

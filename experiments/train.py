@@ -2,7 +2,7 @@
 
     python -m experiments.train --dataset=yahoo_answers_10k --model=han_rnn --workdir=/tmp/han_rnn
 
-Defaults come from the paper's table (paper.md §1.8) for the dataset family (`--preset`, by
+Defaults come from the paper's table (paper_notes.md §1.8) for the dataset family (`--preset`, by
 default guessed from `--dataset`) and architecture; every TrainConfig field has a flag that
 overrides its preset value, every DataConfig field a flag of the same name. `--flagfile=x.flags`
 works, later flags win. Re-running the same command resumes an interrupted run.

@@ -142,7 +142,7 @@ def test_grad_of_predicted_probability_wrt_weights_matches_finite_differences(ar
             ]
         )
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
-        # Closed form of paper.md §6.3: g_i = p_y (z_iy - sum_c p_c z_ic), zero at padding.
+        # Closed form of paper_notes.md §6.3: g_i = p_y (z_iy - sum_c p_c z_ic), zero at padding.
         w_out, b_out = model.head_params()
         z = np.asarray(inputs.values[0] @ w_out)
         p = np.asarray(jax.nn.softmax(np.asarray(weights[0]) @ z + np.asarray(b_out)))

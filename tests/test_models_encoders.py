@@ -90,7 +90,9 @@ def test_gru_init_follows_allennlp_config():
         bias_hh = np.asarray(direction.bias_hh[...])
         assert bias_hh.shape == (150,)
         ones = np.flatnonzero(bias_hh == 1.0)
-        np.testing.assert_array_equal(ones, np.arange(37, 74))  # lstm_hidden_bias quirk (Q11)
+        np.testing.assert_array_equal(
+            ones, np.arange(37, 74)
+        )  # lstm_hidden_bias (paper_notes.md Q11)
         assert np.all(bias_hh[(bias_hh != 1.0)] == 0.0)
         assert np.all(np.asarray(direction.bias_ih[...]) == 0.0)
         # orthogonal weight_hh [3H, H] = kernel_hh.T has orthonormal columns

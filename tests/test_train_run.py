@@ -96,7 +96,9 @@ def test_launcher_writes_run_files(trained, dataset_files):
     for key in ("train_seconds", "params", "docs_per_second", "tokens_per_second"):
         assert final[key] > 0
     assert final["model"] == "han_conv" and final["dataset"] == "local"
-    assert final["epochs"] == 2 and final["test_documents"] == 15  # all test docs (Q8)
+    assert (
+        final["epochs"] == 2 and final["test_documents"] == 15
+    )  # all test docs (paper_notes.md Q8)
     lines = open(os.path.join(workdir, "metrics.jsonl")).read().splitlines()
     records = [json.loads(x) for x in lines]
     assert [r["epoch"] for r in records] == [1, 2]

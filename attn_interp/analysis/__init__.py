@@ -1,4 +1,5 @@
-"""Tables, figures, per-document views and the report of the erasure results (paper.md §8, §13).
+"""Tables, figures, per-document views and the report of the erasure results
+(paper_notes.md §8, §13).
 
 Typical use::
 

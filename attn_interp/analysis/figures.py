@@ -34,7 +34,7 @@ _COLORS = {
     "grad_x_attention": "#9467bd",
     "minimum": "#2ca02c",
 }
-_BIN_WIDTH = 0.005  # Figure 3 subsampling bins (paper.md §8.3)
+_BIN_WIDTH = 0.005  # Figure 3 subsampling bins (paper_notes.md §8.3)
 
 
 def _style() -> dict:
@@ -80,7 +80,7 @@ def subsample_per_bin(
 ) -> np.ndarray:
     """Indices of a display subsample: at most `max_per_bin` points per 0.005-wide x bin.
 
-    Drawn without replacement; the point with the largest y is always kept (quirk Q9: the
+    Drawn without replacement; the point with the largest y is always kept (paper_notes.md Q9: the
     original dropped it). Returns sorted int indices into `x`.
     """
     x, y = np.asarray(x), np.asarray(y)
@@ -111,8 +111,8 @@ def figure_js_vs_alpha(
 
     One figure per architecture, one panel per dataset, n > 1 documents. Plots every point unless
     `max_points_per_bin` is given (then `subsample_per_bin`, which keeps the maximum). The y axis
-    is the raw difference in JS divergence (nats, not logged; quirk Q9) and always shows every
-    plotted point. comparison: "attention" (i*), "gradient" (i*_g) or "grad_x_attention" (i*_p).
+    is the raw difference in JS divergence (nats, not logged; paper_notes.md Q9) and always shows
+    every plotted point. comparison: "attention" (i*), "gradient" (i*_g) or "grad_x_attention" (i*_p).
     """
     _check_models(models)
     prefix = {c[0]: c[3] for c in COMPARISONS}

@@ -10,7 +10,8 @@ import numpy as np
 
 from attn_interp.erasure import summarize
 
-# Display names (paper.md §1.1 figure labels) and the order models appear in tables and figures.
+# Display names (paper_notes.md §1.1 figure labels) and the order models appear in tables and
+# figures.
 ARCH_LABELS = {
     "han_rnn": "HANrnn",
     "han_conv": "HANconv",
@@ -29,7 +30,8 @@ RANKING_LABELS = {
     "leave_one_out": "Leave-one-out JS",
     "norm": "Attention x norm",
 }
-# Rankings of Figures 5/6, in the paper's box order, then the exact minimum flip set (§12).
+# Rankings of Figures 5/6, in the paper's box order, then the exact minimum flip set
+# (paper_notes.md §12).
 BOX_RANKINGS = ("random0", "attention", "gradient", "grad_x_attention")
 # (name, top single-erasure target, random target, delta prefix) of Table 2 and its variants.
 COMPARISONS = (
@@ -82,7 +84,7 @@ class ModelResults:
     results: the `run_suite` / `load_erasure_results` dict: per-instance arrays `[docs]` and
       ragged "items/..." arrays `[sum of seq_len]`.
     summary: `attn_interp.erasure.summarize(results)`; computed when None.
-    test_accuracy: accuracy of the model over all test documents (paper quirk Q8), or None.
+    test_accuracy: accuracy of the model over all test documents (paper_notes.md Q8), or None.
     test_documents: number of test documents behind `test_accuracy`, or None.
     documents: optional rows of documents.jsonl (doc_index, label, predicted, seq_len, items: the
       item strings: sentences for HAN, tokens for FLAN), used by the per-document view.
@@ -119,7 +121,7 @@ class ModelResults:
 
     @property
     def included(self) -> np.ndarray:
-        """bool `[docs]`: the instances every erasure statistic uses (n > 1, paper.md §6.6)."""
+        """bool `[docs]`: the instances every erasure statistic uses (n > 1; paper_notes.md §6.6)."""
         return self.results["seq_len"] > 1
 
     def has(self, key: str) -> bool:

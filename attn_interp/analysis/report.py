@@ -33,7 +33,7 @@ def _pct(x: float | None) -> str:
 
 
 def claims(models: Sequence[ModelResults]) -> list[str]:
-    """The paper's claims (paper.md §13 item 16) re-tested per model, as plain sentences."""
+    """The paper's claims (paper_notes.md §13 item 16) re-tested per model, as plain sentences."""
     out = []
     for m in order_models(models):
         n_inc = int(m.included.sum())

@@ -2,7 +2,7 @@
 
 Every function takes `ModelResults` (or dataset statistics) and returns a `Table` whose cells are
 numbers (or strings); `Table.to_markdown()` / `Table.to_html()` format them. Statistics use the
-instances with more than one item (paper.md §6.6) except test accuracy (quirk Q8).
+instances with more than one item (paper_notes.md §6.6) except test accuracy (paper_notes.md Q8).
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ BASELINE_COLUMN = "TF-IDF + LR test accuracy %"
 def accuracy_table(
     models: Sequence[ModelResults], baselines: Mapping[str, float | None] | None = None
 ) -> Table:
-    """Test accuracy (all test documents, quirk Q8) and the erasure population of every model.
+    """Test accuracy (all test documents, paper_notes.md Q8) and the erasure population of every
+    model.
 
     baselines: dataset -> TF-IDF + logistic-regression test accuracy (a fraction; None: not
     computed, e.g. scikit-learn missing), shown beside every model of that dataset.
@@ -325,7 +326,8 @@ def removal_fraction_table(
 
 
 def pairwise_table(models: Sequence[ModelResults]) -> Table:
-    """Which ranking flips the decision sooner: attention vs. gradient and vs. Attn * Grad (§7.1).
+    """Which ranking flips the decision sooner: attention vs. gradient and vs. Attn * Grad
+    (paper_notes.md §7.1).
 
     Fractions of (n > 1 documents) − (documents where both never flip).
     """
@@ -366,7 +368,8 @@ def pairwise_table(models: Sequence[ModelResults]) -> Table:
 
 
 def not_optimal_table(models: Sequence[ModelResults]) -> Table:
-    """ "Attention is provably not optimal" (§7.2) and the exact k_attention > k_min share (§12).
+    """ "Attention is provably not optimal" (paper_notes.md §7.2) and the exact
+    k_attention > k_min share (§12).
 
     Shares of all n > 1 documents.
     """

@@ -1,4 +1,4 @@
-"""word2vec trained on a corpus' own text (paper.md §1.7), with gensim as an optional extra.
+"""word2vec trained on a corpus' own text (paper_notes.md §1.7), with gensim as an optional extra.
 
 The paper trained gensim 3.x word2vec with its defaults (CBOW, window 5, 5 negative samples,
 5 epochs), dimension 200 and min_count 0 on the train + dev sentences after replacing words

@@ -1,4 +1,4 @@
-"""Masked softmax and the additive (Yang et al. 2016) attention scorer (paper.md §1.4)."""
+"""Masked softmax and the additive (Yang et al. 2016) attention scorer (paper_notes.md §1.4)."""
 
 from __future__ import annotations
 

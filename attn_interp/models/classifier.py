@@ -1,4 +1,4 @@
-"""HAN and FLAN attention classifiers with an explicit affine head (paper.md §1.2-1.6, §2).
+"""HAN and FLAN attention classifiers with an explicit affine head (paper_notes.md §1.2-1.6, §2).
 
 The erased attention layer is the sentence attention for HAN and the token attention for FLAN.
 `encode` returns its inputs, `head` is the post-attention computation as a function of explicit

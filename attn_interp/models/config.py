@@ -15,7 +15,7 @@ GRU_HIDDEN_BIAS_INITS = ("lstm_hidden_bias", "zeros")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Hyperparameters of a HAN or FLAN attention classifier (paper.md §1).
+    """Hyperparameters of a HAN or FLAN attention classifier (paper_notes.md §1).
 
     arch: one of `ARCHITECTURES`, `{han,flan}_{rnn,conv,noenc}`.
     vocab_size: rows of the embedding matrix, including padding id 0 (and UNK).
@@ -25,9 +25,9 @@ class ModelConfig:
     conv_widths: odd kernel widths of the parallel 1-D convolutions.
     word_dropout: dropout on the embeddings (HAN: before the word encoder; FLAN: before the encoder).
     sentence_dropout: dropout on the HAN sentence vectors, before the sentence encoder.
-    logit_dropout: dropout on the logits (training only; paper.md Q14).
+    logit_dropout: dropout on the logits (training only; paper_notes.md Q14).
     conv_dropout: dropout on the conv encoder input (training only).
-    gru_hidden_bias: "lstm_hidden_bias" (the original quirk Q11) or "zeros".
+    gru_hidden_bias: "lstm_hidden_bias" (the original quirk, paper_notes.md Q11) or "zeros".
     param_dtype: dtype of every parameter (use jnp.float64 under `jax.enable_x64(True)`).
     """
 

@@ -16,7 +16,7 @@ class ConvEncoder(nnx.Module):
     """Parallel 1-D convolutions (one per width, `hidden` filters each), "same" zero padding, ReLU.
 
     The input is masked, dropped out (training only), convolved, and the output masked again
-    (paper.md §1.5). PyTorch default init. Rows packed with several sequences need
+    (paper_notes.md §1.5). PyTorch default init. Rows packed with several sequences need
     `conv_gap(widths)` masked positions between sequences so that no window reaches a neighbour.
     """
 

@@ -1,4 +1,4 @@
-"""Masked bidirectional GRU with PyTorch `torch.nn.GRU` semantics (paper.md §1.5).
+"""Masked bidirectional GRU with PyTorch `torch.nn.GRU` semantics (paper_notes.md §1.5).
 
 r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
 z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)

@@ -1,4 +1,5 @@
-"""Parameter initialisers that reproduce the PyTorch / AllenNLP initialisation (paper.md §1.4-1.6)."""
+"""Parameter initialisers that reproduce the PyTorch / AllenNLP initialisation
+(paper_notes.md §1.4-1.6)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def lstm_hidden_bias(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
     """AllenNLP's `lstm_hidden_bias`: zeros, then ones at `[len // 4, 2 * (len // 4))`.
 
     Applied to a GRU bias of length 3H in (r, z, n) order this sets the tail of the reset block and
-    the head of the update block to 1 (paper.md §1.5, quirk Q11). `key` is unused.
+    the head of the update block to 1 (paper_notes.md §1.5, Q11). `key` is unused.
     """
     del key
     if len(shape) != 1:

@@ -1,4 +1,4 @@
-"""Initial embedding matrices from word vectors (paper.md §1.7): a text-format file
+"""Initial embedding matrices from word vectors (paper_notes.md §1.7): a text-format file
 (word2vec / GloVe) or vectors already in memory (e.g. word2vec trained on the corpus)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training configuration and the paper's per-architecture defaults (paper.md §1.8).
+"""Training configuration and the paper's per-architecture defaults (paper_notes.md §1.8).
 
 One frozen dataclass, `TrainConfig`, holds everything the training loop needs. The dropout rates
 belong to the model config; `Dropouts` carries the paper's values so that a launcher can copy them
@@ -121,7 +121,8 @@ class Preset:
     dropouts: Dropouts
 
 
-# Training-file filters of the paper (paper.md §3.1): (max sentences, max tokens per sentence).
+# Training-file filters of the paper (paper_notes.md §3.1): (max sentences, max tokens per
+# sentence).
 _FAMILY_TRAIN_CAPS = {
     "yahoo": (50, 350),
     "imdb": (None, None),
@@ -130,7 +131,7 @@ _FAMILY_TRAIN_CAPS = {
 }
 
 # (lr, word dropout, sentence dropout, logit dropout HAN, logit dropout FLAN, epochs, seed HAN,
-#  seed FLAN, max tokens HAN, max tokens FLAN, rnn clip mode); paper.md §1.8, "pt" seeds.
+#  seed FLAN, max tokens HAN, max tokens FLAN, rnn clip mode); paper_notes.md §1.8, "pt" seeds.
 _FAMILY_ROWS = {
     "yahoo": (4e-4, 0.444, 0.220, 0.375, 0.446, 15, 458, 972, 1000, 15000, "norm"),
     "imdb": (4e-4, 0.444, 0.220, 0.246, 0.346, 15, 972, 972, 2000, 20000, "norm"),
@@ -153,7 +154,8 @@ def family_of(dataset: str) -> str:
 
 
 def paper_preset(dataset: str, arch: str) -> Preset:
-    """The paper's hyper-parameters (paper.md §1.8) for a dataset (or family) and architecture.
+    """The paper's hyper-parameters (paper_notes.md §1.8) for a dataset (or family) and
+    architecture.
 
     Clipping: "value 50" for the rnn and noenc models of Amazon/Yelp, "norm 10" otherwise.
     noenc models train for up to 60 epochs with patience 10.

@@ -197,8 +197,8 @@ def train_and_evaluate(
       loaded: the `LoadedDataset` of `data_cfg` if the caller has it already (else loaded here).
 
     Returns:
-      The content of `WORKDIR/final.json`: test accuracy over all test documents (paper quirk Q8),
-      validation accuracy of the selected model, epochs, timings and training throughput.
+      The content of `WORKDIR/final.json`: test accuracy over all test documents
+      (paper_notes.md Q8), validation accuracy of the selected model, epochs, timings and training throughput.
     """
     from attn_interp import data as data_lib
     from attn_interp.models import ModelConfig, make_model

@@ -1,4 +1,4 @@
-"""Streaming readers for the public file formats of the paper's datasets (data_sources.md §3).
+"""Streaming readers for the public file formats of the paper's datasets (docs/datasets.md).
 
 Every reader yields ``(line, text, raw_label)`` rows (1-based line, or position in a JSON array)
 and reports bad rows through a `attn_interp.data.readers.BadRowPolicy` (raise naming file and line,

@@ -1,4 +1,5 @@
-"""The paper's train / validation / test construction (paper.md §3), deterministic given a seed.
+"""The paper's train / validation / test construction (paper_notes.md §3), deterministic given a
+seed.
 
 `SplitRecipe` says how rows become splits; `assign_splits` applies it to the labels of a pool of
 rows. Three row layouts occur (see `attn_interp.data.paper.base`):
@@ -177,7 +178,7 @@ class TrainingCaps:
     max_tokens_per_sentence: int | None
 
 
-#: The paper's training caps per dataset (paper.md §3.1): Amazon and Yelp trained on their
+#: The paper's training caps per dataset (paper_notes.md §3.1): Amazon and Yelp trained on their
 #: ``*_train_remoutliers.tsv``; Yahoo's train+dev was drawn with <= 50 / <= 350 (its stricter
 #: ``_remoutliers`` file, 25 / 175, was not used: ``yahoo_answers_remoutliers``); no IMDB caps.
 PAPER_TRAINING_CAPS: dict[str, TrainingCaps] = {
