@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from test_reproduce import write_tiny_dataset
+from helpers import write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "colab", "quickstart.ipynb")

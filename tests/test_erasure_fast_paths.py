@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_erasure_kernels import affine_head, assert_minimum_bounds_every_ranking, make_inputs
+from helpers import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_erasure_kernels import affine_head
+from helpers import affine_head
 
 from attn_interp.erasure import ErasureConfig, run_suite
 from attn_interp.erasure import kernels as K

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import C, D, affine_head, make_inputs
 
 from attn_interp.erasure import js_divergence, kl_divergence, minimum_flip_set
 from attn_interp.erasure import kernels as K
@@ -17,50 +18,6 @@ from experiments.sequential_reference import (
     np_log_softmax,
     stable_descending,
 )
-
-D, C = 8, 4
-
-
-def make_inputs(seed: int, dtype, n: int = 7):
-    """Rows: random (with padding), n=1, n=2, ties, near one-hot, never-flip, bias-only flip."""
-    rng = np.random.default_rng(seed)
-    lengths = np.array([n, 5, 3, 1, 2, n, n, n, n])
-    b = len(lengths)
-    mask = np.arange(n)[None, :] < lengths[:, None]
-    values = rng.normal(size=(b, n, D))
-    scores = 1.5 * rng.normal(size=(b, n))
-    scores[5, :4] = 0.7  # ties in attention
-    scores[6] = 0.0
-    scores[6, 2] = 12.0  # near one-hot (remaining mass ~ 4e-5)
-    # Head: W's first C rows ~ 3*identity so item classes can be steered; bias prefers class 0.
-    w = 3.0 * np.eye(D, C) + 0.1 * rng.normal(size=(D, C))
-    bias = np.array([1.0, 0.0, 0.0, 0.0])
-    values[7, :, :C] = 2.0 * np.eye(C)[0] + 0.05 * rng.normal(size=(n, C))  # never flips
-    values[8, :, :C] = 2.0 * np.eye(C)[1] + 0.05 * rng.normal(size=(n, C))  # flips only at k = n
-    values = values * mask[..., None]
-    cast = lambda x: jnp.asarray(x, dtype)  # noqa: E731
-    return cast(values), cast(scores), jnp.asarray(mask), cast(w), cast(bias)
-
-
-def assert_minimum_bounds_every_ranking(results) -> None:
-    """The exact minimum flip set is a lower bound: k_min <= k of every ranking that flips, and a
-    ranking flips only where some set flips (k_min != -1)."""
-    if "k_min" not in results:
-        return
-    k_min = np.asarray(results["k_min"])
-    names = [k[5:-2] for k in results if k.startswith("rank_") and k.endswith("_k")]
-    assert names
-    for name in names:
-        k = np.asarray(results[f"rank_{name}_k"])
-        bad = np.flatnonzero((k > 0) & ((k_min == -1) | (k_min > k)))
-        assert bad.size == 0, (name, [(i, k[i], k_min[i]) for i in bad[:5]])
-
-
-def affine_head(w, bias):
-    def head(values, weights):
-        return jnp.einsum("bn,bnd->bd", weights, values) @ w + bias
-
-    return head
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

@@ -16,36 +16,23 @@ import numpy as np
 import pytest
 from absl import flags
 from flax import nnx
-from test_erasure_kernels import assert_minimum_bounds_every_ranking
+from helpers import (
+    assert_minimum_bounds_every_ranking,
+    assert_same_erasure_results,
+    local_data_config,
+    write_topic_split,
+)
 
 from attn_interp import run_dirs
-from attn_interp.data import DataConfig, encode_corpus, load_splits
+from attn_interp.data import encode_corpus, load_splits
 from attn_interp.erasure import AffineParams, ErasureConfig, run_suite
 from attn_interp.erasure import evaluate as ev
 from attn_interp.models import masked_softmax
 from attn_interp.train.config import TrainConfig
 from attn_interp.train.run import RunFolderError, load_run, train_and_evaluate
 
-WORDS = "alpha beta gamma delta eps zeta eta theta iota kappa lam mu nu xi omi pi rho sigma".split()
 CFG = ErasureConfig(num_random=2, memory_budget_bytes=50_000)  # small budget: several chunks
 SHARD = 5
-
-
-def _write_split(path, n: int, seed: int, unknown: int = 0) -> None:
-    """n documents of WORDS, then `unknown` documents of words that occur nowhere else."""
-    rng = np.random.default_rng(seed)
-    with open(path, "w") as f:
-        for i in range(unknown):
-            f.write(json.dumps({"text": f"quux{i} blargh zork", "label": "c0"}) + "\n")
-        for _ in range(n):
-            label = int(rng.integers(0, 3))
-            sentences = []
-            for _ in range(int(rng.integers(1, 5))):  # some documents have a single sentence
-                words = rng.choice(WORDS[label * 6 : label * 6 + 6], int(rng.integers(2, 7)))
-                noise = rng.choice(WORDS, 2)
-                sentence = " ".join([*words, *noise])
-                sentences.append(sentence[0].upper() + sentence[1:] + ".")
-            f.write(json.dumps({"text": " ".join(sentences), "label": f"c{label}"}) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +40,8 @@ def runs(tmp_path_factory):
     """One tiny trained run per family: {"han": workdir, "flan": workdir}."""
     root = tmp_path_factory.mktemp("erasure_runs")
     for name, n, seed in (("train", 40, 1), ("validation", 10, 2), ("test", 17, 3)):
-        _write_split(root / f"{name}.jsonl", n, seed, unknown=2 if name == "test" else 0)
-    data_cfg = DataConfig(
-        dataset="local",
-        local_train=str(root / "train.jsonl"),
-        local_validation=str(root / "validation.jsonl"),
-        local_test=str(root / "test.jsonl"),
-    )
+        write_topic_split(root / f"{name}.jsonl", n, seed, unknown=2 if name == "test" else 0)
+    data_cfg = local_data_config(root)
     train_cfg = TrainConfig(
         epochs=1, batch_size=8, learning_rate=1e-2, save_every_steps=0, progress=False
     )
@@ -216,14 +198,7 @@ def test_interrupted_run_resumes_to_identical_results(runs, han_out, tmp_path, m
     ev.evaluate_run(runs["han"], CFG, shard_docs=SHARD, progress=False, out_dir=out)
     n_shards = len(os.listdir(os.path.join(han_out, "shards")))
     assert len(resumed_calls) == n_shards - 1
-    got, got_summary = ev.load_erasure_results(out)
-    want, want_summary = ev.load_erasure_results(han_out)
-    assert set(got) == set(want)
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
-    got_summary.pop("throughput")
-    want_summary.pop("throughput")
-    assert got_summary == want_summary
+    assert_same_erasure_results(out, han_out)
     for name in ("first_vs_second.csv", "documents.jsonl"):
         with open(os.path.join(out, name)) as a, open(os.path.join(han_out, name)) as b:
             assert a.read() == b.read()

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 import pytest
-from test_erasure_launcher import _write_split
+from helpers import local_data_config, write_topic_split
 
-from attn_interp.data import DataConfig, encode_corpus, load_splits
+from attn_interp.data import encode_corpus, load_splits
 from attn_interp.erasure.config import AffineParams
 from attn_interp.followups import FollowupConfig, run_followups
 from attn_interp.followups.stage import CSV_FILE, evaluate_followups, load_followups
@@ -27,13 +27,8 @@ def runs(tmp_path_factory):
     """Tiny trained runs: flan_noenc with two seeds and han_noenc."""
     root = tmp_path_factory.mktemp("followup_runs")
     for name, n, seed in (("train", 30, 1), ("validation", 8, 2), ("test", 13, 3)):
-        _write_split(root / f"{name}.jsonl", n, seed)
-    data_cfg = DataConfig(
-        dataset="local",
-        local_train=str(root / "train.jsonl"),
-        local_validation=str(root / "validation.jsonl"),
-        local_test=str(root / "test.jsonl"),
-    )
+        write_topic_split(root / f"{name}.jsonl", n, seed)
+    data_cfg = local_data_config(root)
     out = {}
     for name, arch, seed in (
         ("flan", "flan_noenc", 1),

@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import assert_minimum_bounds_every_ranking, local_data_config
 from jax.sharding import NamedSharding
-from test_erasure_kernels import assert_minimum_bounds_every_ranking
 
 from attn_interp import parallel
 from attn_interp.models import ModelConfig, make_model
@@ -118,7 +118,6 @@ def _write_split(path, n: int, seed: int, empty_at: tuple[int, ...] = ()) -> Non
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same tiny flan_conv run trained on one device and data-parallel on 8."""
-    from attn_interp.data import DataConfig
     from attn_interp.train.run import train_and_evaluate
 
     root = tmp_path_factory.mktemp("multidevice_runs")
@@ -129,12 +128,7 @@ def runs(tmp_path_factory):
         ("test", 15, 3, (4, 5, 6, 7)),
     ):
         _write_split(root / f"{name}.jsonl", n, seed, empty)
-    data_cfg = DataConfig(
-        dataset="local",
-        local_train=str(root / "train.jsonl"),
-        local_validation=str(root / "validation.jsonl"),
-        local_test=str(root / "test.jsonl"),
-    )
+    data_cfg = local_data_config(root)
     train_cfg = TrainConfig(
         epochs=2, batch_size=8, learning_rate=1e-2, save_every_steps=2, progress=False
     )

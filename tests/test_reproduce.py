@@ -1,35 +1,15 @@
 """`python -m experiments.reproduce --smoke` end to end on a tiny local dataset (no network)."""
 
-import csv
 import json
 import os
-import random
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import write_tiny_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def write_tiny_dataset(path: str, n: int = 90, seed: int = 0) -> None:
-    """A 3-class CSV whose labels depend on a marker word; 1 to 4 sentences per document."""
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(30)]
-    marker = {"pos": "good", "neg": "bad", "mid": "so"}
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        for _ in range(n):
-            label = rng.choice(sorted(marker))
-            sents = []
-            for _ in range(rng.randint(1, 4)):
-                toks = [rng.choice(words) for _ in range(rng.randint(3, 7))]
-                if rng.random() < 0.7:
-                    toks.insert(rng.randint(0, len(toks)), marker[label])
-                sents.append(" ".join(toks).capitalize() + ".")
-            w.writerow([" ".join(sents), label])
 
 
 def _run(args, tmp_path):
