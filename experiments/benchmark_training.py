@@ -1,12 +1,19 @@
-"""Train every architecture on one dataset and tabulate accuracy, time and throughput.
+"""Train every architecture on one dataset and tabulate accuracy, time and throughput; or time
+training steps side by side with the same models in PyTorch.
 
     python -m experiments.benchmark_training --dataset=yahoo_answers_10k --epochs=3 \
         --workdir=/tmp/bench_train
+    python -m experiments.benchmark_training --compare_torch          # needs the `bench` extra
 
 Each architecture uses the paper's preset (paper_notes.md §1.8) except for the flags given here
 (`--epochs` caps the epoch count to fit a time budget; early stopping still applies). Prints one
 row per model and, last, one JSON line with all final.json records. Throughput is documents (and
 non-padding tokens) per second of training steps, compilation included.
+
+`--compare_torch` (see `experiments.compare_torch`): per architecture, the same initial parameters
+in both frameworks, the same training batches of the dataset, first-batch losses compared, then
+steady-state training steps timed in turns and JAX's compilation timed separately. Last line: JSON
+with `<arch>_jax_vs_torch` = PyTorch step time / JAX step time (median over repeats).
 """
 
 from __future__ import annotations
@@ -34,6 +41,12 @@ _EMBEDDINGS = flags.DEFINE_string(
 )
 _LR = flags.DEFINE_float("learning_rate", None, "Override the preset learning rate.")
 _PROGRESS = flags.DEFINE_bool("progress", False, "Show tqdm bars.")
+_COMPARE = flags.DEFINE_bool("compare_torch", False, "Time training steps against PyTorch.")
+_REPEATS = flags.DEFINE_integer("repeats", 10, "--compare_torch: timed rounds (>= 10).")
+_SAMPLE = flags.DEFINE_integer("sample_batches", 6, "--compare_torch: batches per round.")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 0, "--compare_torch: PyTorch intra-op threads (0 = one per core)."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -42,6 +55,18 @@ def main(argv: list[str]) -> None:
         lambda r: r.levelno >= logging.WARNING or "orbax" not in r.pathname
     )
     data_cfg = DataConfig(dataset=_DATASET.value, max_docs_per_split=_MAX_DOCS.value)
+    if _COMPARE.value:
+        from experiments import compare_torch
+
+        compare_torch.run(
+            data_cfg,
+            _MODELS.value,
+            repeats=_REPEATS.value,
+            sample=_SAMPLE.value,
+            lr=_LR.value,
+            torch_threads=_TORCH_THREADS.value,
+        )
+        return
     rows = []
     for arch in _MODELS.value:
         preset = paper_preset(_DATASET.value, arch)
