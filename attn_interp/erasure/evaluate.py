@@ -538,8 +538,7 @@ def _all_unknown(doc, unk_id: int) -> bool:
 def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Block j of `texts_split`: (results sorted by doc_id, skipped split positions)."""
     from attn_interp import data as data_lib
-    from attn_interp.train.run import batch_config
-    from attn_interp.train.shapes import bucket_batches
+    from attn_interp.data.shapes import batch_config, bucket_batches
 
     lo, hi = j * BLOCK_DOCS, min((j + 1) * BLOCK_DOCS, len(texts_split))
     chunk = data_lib.Split(list(texts_split.texts[lo:hi]), texts_split.labels[lo:hi])

@@ -139,10 +139,10 @@ def evaluate_followups(
       difference in the manifest (config, model, data, other run, revision) recomputes them.
     """
     from attn_interp import data as data_lib
+    from attn_interp.data.shapes import batch_config, bucket_batches
     from attn_interp.erasure.evaluate import _data_fingerprint
     from attn_interp.erasure.suite import concatenate_results
-    from attn_interp.train.run import batch_config, load_run
-    from attn_interp.train.shapes import bucket_batches
+    from attn_interp.train.run import load_run
 
     if not isinstance(config, FollowupConfig):
         raise TypeError(f"config must be a FollowupConfig, got {type(config).__name__}.")

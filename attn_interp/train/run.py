@@ -19,6 +19,7 @@ from flax import nnx
 
 import attn_interp
 from attn_interp.data.fingerprint import record_digest
+from attn_interp.data.shapes import batch_config, bucket_batches
 from attn_interp.io_utils import atomic_write_json, remove_stale_temp_files
 from attn_interp.run_dirs import (
     CONFIG_FILE,
@@ -34,7 +35,6 @@ from attn_interp.train.config import TrainConfig
 from attn_interp.train.metrics import classification_metrics
 from attn_interp.train.optim import make_optimizer
 from attn_interp.train.serialize import config_from_json, config_to_json
-from attn_interp.train.shapes import bucket_batches
 
 RANDOM_EMBEDDINGS, WORD2VEC = "random", "word2vec"  # TrainConfig.embeddings (else: a file)
 
@@ -62,18 +62,6 @@ class TrainedRun:
     step: int
     data_sha256: dict[str, str]
     identity: str
-
-
-def batch_config(train_cfg: TrainConfig) -> Any:
-    """The data pipeline's `BatchConfig` for this training config (batch size, padded-token cap)."""
-    from attn_interp.data import BatchConfig
-
-    return BatchConfig(
-        batch_size=train_cfg.batch_size,
-        max_cells_per_batch=train_cfg.max_cells_per_batch,
-        max_sentences_per_doc=train_cfg.max_sentences_per_doc,
-        max_tokens_per_sentence=train_cfg.max_tokens_per_sentence,
-    )
 
 
 def _vocab_words(vocab) -> list[str]:

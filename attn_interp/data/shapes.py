@@ -1,4 +1,4 @@
-"""Coarse shape buckets for jit: pad batches up to a geometric ladder of sizes.
+"""Batch settings of a run, and coarse shape buckets for jit: pad batches up to a geometric ladder.
 
 Every distinct batch shape costs one XLA compilation (seconds for a biGRU train step on CPU, far
 more than a step itself). Padding each dimension up to the next value of a geometric ladder
@@ -8,10 +8,23 @@ padding; padding is masked everywhere, so results do not change.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from attn_interp.data.batching import ladder_value
+from attn_interp.data.batching import BatchConfig, ladder_value
 from attn_interp.types import Batch
+
+
+def batch_config(train_cfg: Any) -> BatchConfig:
+    """The `BatchConfig` of a training config (`attn_interp.train.TrainConfig`: batch size,
+    padded-cell cap, length caps); erasure and follow-ups batch a run's documents with it too."""
+    return BatchConfig(
+        batch_size=train_cfg.batch_size,
+        max_cells_per_batch=train_cfg.max_cells_per_batch,
+        max_sentences_per_doc=train_cfg.max_sentences_per_doc,
+        max_tokens_per_sentence=train_cfg.max_tokens_per_sentence,
+    )
 
 
 def bucket_batch(batch: Batch, ratio: float) -> Batch:
