@@ -56,12 +56,11 @@ def compare_arch(loaded, vocab, arch: str, *, repeats: int, sample: int, lr: flo
     import torch
 
     from attn_interp import data as data_lib
+    from attn_interp.data.shapes import batch_config, bucket_batches
     from attn_interp.models import ModelConfig, make_model, packing_gap
     from attn_interp.train import loop
     from attn_interp.train.config import preset_for
     from attn_interp.train.optim import make_optimizer
-    from attn_interp.train.run import batch_config
-    from attn_interp.train.shapes import bucket_batches
     from experiments.torch_reference import TorchClassifier, eval_loss, make_step
 
     preset = preset_for(loaded.name, arch, train_docs=len(loaded.splits["train"]))
