@@ -8,15 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from attn_interp.analysis.figures import _grid, _save, _style  # noqa: E402
-from attn_interp.analysis.model_results import ModelResults, ranking_label  # noqa: E402
-from attn_interp.analysis.tables import Table  # noqa: E402
-from attn_interp.followups.summary import FollowupSummary, eps_label  # noqa: E402
+from attn_interp.analysis.figures import _grid, _save, _style
+from attn_interp.analysis.model_results import ModelResults, ranking_label
+from attn_interp.analysis.tables import Table
+from attn_interp.followups.summary import FollowupSummary, eps_label
 
 # Verdict thresholds of the sentences (stated in each sentence).
 WEAK_TAU = 0.5  # "weak correlation": mean tau below this
@@ -146,7 +143,7 @@ def adversary_table(entries: Sequence[FollowupEntry]) -> Table:
 
 def figure_tau(entries: Sequence[FollowupEntry], out_dir: str) -> str:
     """Histograms of Kendall τ per ranking, one panel per model."""
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         fig, axes = _grid(len(entries))
         for ax, e in zip(axes, entries, strict=False):
             inc = e.columns["seq_len"] > 1
@@ -167,7 +164,7 @@ def figure_adversary(entries: Sequence[FollowupEntry], out_dir: str, epsilon: fl
     """Jain & Wallace's Figure 5/6 form: max JS of the adversary, by the document's max attention
     (violins over bins of max attention), one panel per model."""
     lbl = eps_label(epsilon)
-    with plt.rc_context(_style()):
+    with matplotlib.rc_context(_style()):
         fig, axes = _grid(len(entries))
         for ax, e in zip(axes, entries, strict=False):
             inc = e.columns["seq_len"] > 1
