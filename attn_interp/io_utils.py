@@ -142,7 +142,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def _json_default(x: Any) -> Any:
+def json_default(x: Any) -> Any:
+    """`json.dumps(default=...)`: numpy scalars and arrays, tuples and sets as plain JSON."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
@@ -166,7 +167,7 @@ def atomic_write_json(
     old file in place.
     """
     text = json.dumps(
-        obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=_json_default
+        obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=json_default
     )
     return atomic_write_text(path, text + ("\n" if indent is not None else ""))
 

@@ -115,33 +115,30 @@ def bench_shape(name: str, b: int, n: int, repeats: int, seed: int) -> dict:
     for method in ("mask", "closed_form", "closed_full"):
         bad = 0
         for o in ORDERINGS:
+            curve = outs[method].rankings[o]
             for col in ("k", "probmass", "frac"):
-                a, r = outs[method][f"rank_{o}_{col}"], outs["reference"][f"rank_{o}_{col}"]
+                a, r = getattr(curve, col), outs["reference"][f"rank_{o}_{col}"]
                 bad += int(np.sum(~np.isclose(a, r, atol=1e-5)))
-            docs = np.flatnonzero(outs[method][f"rank_{o}_k"] != outs["reference"][f"rank_{o}_k"])
+            k_ref = outs["reference"][f"rank_{o}_k"]
+            docs = np.flatnonzero(curve.k != k_ref)
             if docs.size:  # which documents, and k (method vs reference)
                 k_differs.setdefault(method, {})[o] = [
-                    [
-                        int(i),
-                        int(outs[method][f"rank_{o}_k"][i]),
-                        int(outs["reference"][f"rank_{o}_k"][i]),
-                    ]
-                    for i in docs[:5]
+                    [int(i), int(curve.k[i]), int(k_ref[i])] for i in docs[:5]
                 ]
         mismatches[method] = bad
     result["mismatches_vs_reference"] = mismatches
     result["first_flip_differs"] = k_differs
     result["outputs_agree"] = not any(mismatches.values())
-    k_att = outs["closed_form"]["rank_attention_k"]
-    frac = outs["closed_form"]["rank_attention_frac"]
+    k_att = outs["closed_form"].rankings["attention"].k
+    frac = outs["closed_form"].rankings["attention"].frac
     result["attention_k"] = {
         "never_flip_share": float(np.mean(k_att == -1)),
         "k1_share": float(np.mean(k_att == 1)),
         "median_fraction_flipped": float(np.median(frac[frac > 0])) if (frac > 0).any() else None,
     }
-    k_rand = outs["closed_form"]["rank_random0_k"]
+    k_rand = outs["closed_form"].rankings["random0"].k
     result["random0_never_flip_share"] = float(np.mean(k_rand == -1))
-    f_rand = outs["closed_form"]["rank_random0_frac"]
+    f_rand = outs["closed_form"].rankings["random0"].frac
     result["random0_median_fraction_flipped"] = (
         float(np.median(f_rand[f_rand > 0])) if (f_rand > 0).any() else None
     )

@@ -89,9 +89,10 @@ def assert_same_erasure_results(got_dir: str, want_dir: str) -> tuple[dict, dict
     """Two erasure output folders hold equal arrays and summaries (timings aside); returns the
     (results, summary) of `want_dir`."""
     from attn_interp.erasure import evaluate as ev
+    from attn_interp.erasure import to_flat
 
-    got, got_summary = ev.load_erasure_results(got_dir)
-    want, want_summary = ev.load_erasure_results(want_dir)
+    (got, got_summary), (want, want_summary) = map(ev.load_erasure_results, (got_dir, want_dir))
+    got, want = to_flat(got), to_flat(want)
     assert set(got) == set(want)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)

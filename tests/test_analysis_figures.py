@@ -8,7 +8,7 @@ import pytest
 
 from attn_interp import analysis
 from attn_interp.analysis.model_results import BOX_RANKINGS
-from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 
 B, N, D, C = 48, 6, 8, 3
 
@@ -30,7 +30,7 @@ def models():
     res = synthetic_results(0)
     documents = [
         {"doc_index": int(d), "label": 0, "items": [f"<s{j}> & 'x'" for j in range(int(n))]}
-        for d, n in zip(res["doc_id"], res["seq_len"], strict=True)
+        for d, n in zip(res.docs.doc_id, res.docs.seq_len, strict=True)
     ]
     return [
         analysis.ModelResults("ds_a", "han_rnn", res, documents=documents, class_names=["a<b"]),
@@ -104,7 +104,7 @@ def _gap_score(res, i):
 
 def test_select_documents_by_optimality_gap(models):
     m = models[0]
-    res = m.results
+    res = to_flat(m.results)
     most, least = analysis.select_documents(m, num_each=2)
     scores = {i: _gap_score(res, i) for i in range(len(res["seq_len"]))}
     defined = [s for s in scores.values() if s is not None]
@@ -122,7 +122,7 @@ def test_document_view_escapes_text_and_marks_flips(models, tmp_path):
     assert "a&lt;b (0)" in page  # class name escaped
     assert "<style>" in page and "<link" not in page and "<script" not in page
     most, least = analysis.select_documents(m, num_each=1)
-    res = m.results
+    res = to_flat(m.results)
     for row in most + least:
         k = int(res["rank_attention_k"][row])
         assert f"<td>{res['doc_id'][row]}</td>" in page

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attn_interp import analysis
-from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 
 B, N, D, C = 48, 6, 8, 3
 
@@ -64,7 +64,7 @@ def test_table2_cells_match_a_loop_over_documents(models, comparison, top, rand)
     table = analysis.decision_flip_table(models, comparison)
     sym = {"attention": "i*", "gradient": "i*_g", "grad_x_attention": "i*_p"}[comparison]
     for m in models:
-        res = m.results
+        res = to_flat(m.results)
         counts = {"both": 0, "top": 0, "rand": 0, "neither": 0}
         n_inc = 0
         for i in range(len(res["seq_len"])):
@@ -95,7 +95,7 @@ def test_never_flip_and_pairwise_tables_match_loops(models):
     pair = analysis.pairwise_table(models)
     nopt = analysis.not_optimal_table(models)
     for m in models:
-        res = m.results
+        res = to_flat(m.results)
         inc = [i for i in range(len(res["seq_len"])) if res["seq_len"][i] > 1]
         label = analysis.arch_label(m.arch)
         row = _row(never, m.dataset, label)
@@ -140,7 +140,7 @@ def test_gap_and_aopc_tables_match_arrays(models):
     gap = analysis.optimality_gap_table(models, rankings=("attention",))
     aopc = analysis.aopc_table(models)
     for m in models:
-        res = m.results
+        res = to_flat(m.results)
         inc = res["seq_len"] > 1
         label = analysis.arch_label(m.arch)
         k, k_min = res["rank_attention_k"][inc], res["k_min"][inc]
@@ -162,7 +162,7 @@ def test_accuracy_table_and_order(models):
     assert _close(table.as_dicts()[0]["test accuracy %"], 62.5)
     assert table.as_dicts()[1]["test accuracy %"] is None
     assert "–" in table.to_markdown()  # missing accuracy shown as a dash
-    assert table.as_dicts()[0]["docs n > 1"] == int(np.sum(models[0].results["seq_len"] > 1))
+    assert table.as_dicts()[0]["docs n > 1"] == int(np.sum(models[0].results.docs.seq_len > 1))
 
 
 def test_accuracy_table_shows_the_baseline_beside_every_model(models):
@@ -206,7 +206,7 @@ def test_dataset_table_from_stats_dict():
 def test_claims_quote_the_recomputed_numbers(models):
     sentences = analysis.claims(models)
     m = models[0]
-    res = m.results
+    res = to_flat(m.results)
     inc = res["seq_len"] > 1
     f_top = 100 * float(np.mean(res["single_top_flip"][inc] != -1))
     f_rand = 100 * float(np.mean(res["single_rand_flip"][inc] != -1))
@@ -220,4 +220,4 @@ def test_model_results_checks_input():
         analysis.ModelResults("d", "han_rnn", {"doc_id": np.zeros(2)})
     m = analysis.ModelResults("d", "han_rnn", synthetic_results(3))
     with pytest.raises(KeyError, match="rank_norm_k"):
-        m.column("rank_norm_k")
+        m.curve("norm")

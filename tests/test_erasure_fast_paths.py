@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
-from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure import kernels as K
 from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
 from experiments.sequential_reference import np_js, np_log_softmax
@@ -146,10 +146,12 @@ def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):
 
 def test_config_switches_drop_their_outputs_and_keep_the_rest():
     values, scores, mask, w, bias = make_inputs(5, jnp.float32)
-    full = run_suite(values, scores, mask, affine=(w, bias), config=ErasureConfig(num_random=1))
+    full = to_flat(
+        run_suite(values, scores, mask, affine=(w, bias), config=ErasureConfig(num_random=1))
+    )
     assert_minimum_bounds_every_ranking(full)
     lean_cfg = ErasureConfig(num_random=1, aopc=False, sufficiency=False, minimum_flip_set=False)
-    lean = run_suite(values, scores, mask, affine=(w, bias), config=lean_cfg)
+    lean = to_flat(run_suite(values, scores, mask, affine=(w, bias), config=lean_cfg))
     dropped = set(full) - set(lean)
     assert "k_min" in dropped and "rank_attention_gap" in dropped
     assert "rank_attention_aopc_comp" in dropped and "items/comp_attention" in dropped

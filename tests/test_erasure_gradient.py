@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import affine_head
 
-from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure import kernels as K
 
 GAPS = [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12]  # 1 - p_yhat
@@ -102,6 +102,6 @@ def test_confident_document_from_the_issue_orders_by_gradient():
     kw = dict(weights=weights, head=affine_head(jnp.eye(2), jnp.asarray(bias)))
     for method in ("closed_form", "mask"):
         cfg = ErasureConfig(num_random=0, method=method, aopc=False, sufficiency=False)
-        res = run_suite(z, None, mask, affine=(np.eye(2), bias), config=cfg, **kw)
+        res = to_flat(run_suite(z, None, mask, affine=(np.eye(2), bias), config=cfg, **kw))
         assert res["items/order_gradient"].tolist() == [2, 0, 1], method
         np.testing.assert_allclose(res["items/gradient"], want, rtol=1e-4)

@@ -25,7 +25,7 @@ from helpers import (
 
 from attn_interp import run_dirs
 from attn_interp.data import encode_corpus, load_splits
-from attn_interp.erasure import AffineParams, ErasureConfig, run_suite
+from attn_interp.erasure import AffineParams, ErasureConfig, run_suite, to_flat
 from attn_interp.erasure import evaluate as ev
 from attn_interp.models import masked_softmax
 from attn_interp.train.config import TrainConfig
@@ -33,6 +33,12 @@ from attn_interp.train.run import RunFolderError, load_run, train_and_evaluate
 
 CFG = ErasureConfig(num_random=2, memory_budget_bytes=50_000)  # small budget: several chunks
 SHARD = 5
+
+
+def _load_flat(out_dir):
+    """(results as the flat results.npz dict the assertions index, summary.json)."""
+    results, summary = ev.load_erasure_results(out_dir)
+    return to_flat(results), summary
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,7 @@ def _csv_rows(path) -> list[dict]:
 
 
 def test_output_files_rows_and_documents(runs, han_out):
-    results, summary = ev.load_erasure_results(han_out)
+    results, summary = _load_flat(han_out)
     run = load_run(runs["han"])
     test = load_splits(run.data_config).splits["test"]
     n = len(test)
@@ -114,7 +120,7 @@ def test_results_agree_with_direct_run_suite(runs, family, han_out, flan_cli_out
     draws included (they are keyed per document and independent of the padded width).
     """
     out = han_out if family == "han" else flan_cli_out[0]
-    results, _ = ev.load_erasure_results(out)
+    results, _ = _load_flat(out)
     run = load_run(runs[family])
     test = load_splits(run.data_config).splits["test"].head(len(results["doc_id"]))
     corpus = encode_corpus(test, run.vocab, hierarchical=run.model_config.hierarchical)
@@ -131,14 +137,16 @@ def test_results_agree_with_direct_run_suite(runs, family, han_out, flan_cli_out
             tokens[r, : len(d)] = d
     inputs, logits = nnx.jit(lambda m, t: (m.encode(t), m(t)))(run.model, jnp.asarray(tokens))
     logits = np.asarray(logits)
-    ref = run_suite(
-        inputs.values,
-        inputs.scores,
-        inputs.mask,
-        affine=AffineParams(*run.model.head_params()),
-        predicted=np.argmax(logits, -1),
-        config=CFG,
-        doc_ids=corpus.doc_index,
+    ref = to_flat(
+        run_suite(
+            inputs.values,
+            inputs.scores,
+            inputs.mask,
+            affine=AffineParams(*run.model.head_params()),
+            predicted=np.argmax(logits, -1),
+            config=CFG,
+            doc_ids=corpus.doc_index,
+        )
     )
     assert_minimum_bounds_every_ranking(results)
     assert_minimum_bounds_every_ranking(ref)
@@ -215,7 +223,7 @@ def test_results_do_not_depend_on_the_shard_size(runs, family, tmp_path, monkeyp
     for shard in (1, 6, 64, None):
         kw = {} if shard is None else {"shard_docs": shard}
         out = str(tmp_path / f"shard_{shard}")
-        outs[shard] = ev.load_erasure_results(
+        outs[shard] = _load_flat(
             ev.evaluate_run(runs[family], CFG, progress=False, out_dir=out, **kw)
         )
     want, want_summary = outs.pop(None)
@@ -257,14 +265,14 @@ def test_corrupted_shards_are_recomputed_and_bad_files_named(
     assert calls == [(SHARD, 2 * SHARD), (2 * SHARD, 3 * SHARD)]
     assert f"{bad} does not match its sha256" in caplog.text
     assert f"{unrecorded} has no sha256" in caplog.text
-    got, want = ev.load_erasure_results(out)[0], ev.load_erasure_results(han_out)[0]
+    got, want = _load_flat(out)[0], _load_flat(han_out)[0]
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
     results = os.path.join(out, run_dirs.RESULTS_FILE)
     with open(results, "r+b") as f:
         f.truncate(100)
     with pytest.raises(ValueError, match=rf"{results} is not a readable \.npz"):
-        ev.load_erasure_results(out)
+        _load_flat(out)
 
 
 def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):
@@ -290,10 +298,10 @@ def test_changed_setup_is_refused_and_budget_change_is_not(runs, han_out):
     with open(manifest, "w") as f:
         f.write(saved)
     # the memory budget changes only the chunking: the saved shards are reused
-    before = ev.load_erasure_results(han_out)[0]
+    before = _load_flat(han_out)[0]
     cfg = ErasureConfig(num_random=2, memory_budget_bytes=10**9)
     ev.evaluate_run(runs["han"], cfg, shard_docs=SHARD, progress=False, out_dir=han_out)
-    after = ev.load_erasure_results(han_out)[0]
+    after = _load_flat(han_out)[0]
     for key in before:
         np.testing.assert_array_equal(after[key], before[key], err_msg=key)
 
@@ -302,18 +310,23 @@ def test_bad_folders_give_clear_errors(tmp_path):
     with pytest.raises(RunFolderError, match="not a training run folder"):
         ev.evaluate_run(str(tmp_path), CFG, progress=False)
     with pytest.raises(FileNotFoundError, match="no finished erasure results"):
-        ev.load_erasure_results(str(tmp_path))
+        _load_flat(str(tmp_path))
 
 
 def test_take_documents_regroups_ragged_items():
-    results = {
-        "seq_len": np.array([2, 0, 3]),
-        "doc_id": np.array([7, 8, 9]),
-        "items/x": np.array([1, 2, 3, 4, 5]),
-    }
+    mask = np.arange(3)[None, :] < np.array([2, 0, 3])[:, None]
+    results = run_suite(
+        np.ones((3, 3, 1), np.float32),
+        np.zeros((3, 3), np.float32),
+        mask,
+        affine=(np.ones((1, 2), np.float32), np.zeros(2, np.float32)),
+        config=ErasureConfig(),
+        doc_ids=np.array([7, 8, 9]),
+    )
+    results = results._replace(items=results.items._replace(alpha=np.array([1, 2, 3, 4, 5])))
     out = ev.take_documents(results, np.array([2, 0]))
-    np.testing.assert_array_equal(out["doc_id"], [9, 7])
-    np.testing.assert_array_equal(out["items/x"], [3, 4, 5, 1, 2])
+    np.testing.assert_array_equal(out.docs.doc_id, [9, 7])
+    np.testing.assert_array_equal(out.items.alpha, [3, 4, 5, 1, 2])
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +359,7 @@ def test_cli_prints_headline_numbers(flan_cli_out):
     out, text = flan_cli_out
     assert f"erasure outputs: {out}" in text
     assert "Table 2" in text and "never-flip" in text and "random1" in text
-    results, summary = ev.load_erasure_results(out)
+    results, summary = _load_flat(out)
     assert results["doc_id"].tolist() == list(range(9))
     assert summary["model"]["arch"] == "flan_conv"
     assert f"model accuracy {100 * summary['model']['accuracy']:.2f}%" in text

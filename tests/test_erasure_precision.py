@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking
 
-from attn_interp.erasure import ErasureConfig, minimum_flip_set, run_suite
+from attn_interp.erasure import ErasureConfig, minimum_flip_set, run_suite, to_flat
 from attn_interp.erasure import kernels as K
 
 # Margins below this (relative to the logits' scale) are too close to a tie for the float32
@@ -175,6 +175,6 @@ def test_minimum_below_every_ranking_on_peaked_documents(dtype):
         kw = dict(head=affine_head(cast(kernel), cast(bias)), affine=(cast(kernel), cast(bias)))
         for method in ("closed_form", "mask"):
             cfg = ErasureConfig(num_random=3, method=method, aopc=False, sufficiency=False)
-            res = run_suite(*args, config=cfg, **kw)
+            res = to_flat(run_suite(*args, config=cfg, **kw))
             assert_minimum_bounds_every_ranking(res)
             assert (res["k_min"] > 0).mean() > 0.5

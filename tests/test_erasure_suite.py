@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
-from attn_interp.erasure import ErasureConfig, run_suite, summarize, write_outputs
+from attn_interp.erasure import (
+    ErasureConfig,
+    from_flat,
+    run_suite,
+    summarize,
+    to_flat,
+    write_outputs,
+)
 from attn_interp.erasure import kernels as K
 from experiments.sequential_reference import SequentialReference
 
@@ -41,14 +48,16 @@ def test_suite_closed_form_mask_path_and_reference_agree(dtype):
     with jax.enable_x64(dtype == jnp.float64):
         values, scores, mask, w, bias = make_inputs(10, dtype)
         head = affine_head(w, bias)
-        closed = run_suite(values, scores, mask, head=head, affine=(w, bias), config=CFG)
-        masked = run_suite(
-            values,
-            scores,
-            mask,
-            head=head,
-            affine=(w, bias),
-            config=ErasureConfig(num_random=2, method="mask"),
+        closed = to_flat(run_suite(values, scores, mask, head=head, affine=(w, bias), config=CFG))
+        masked = to_flat(
+            run_suite(
+                values,
+                scores,
+                mask,
+                head=head,
+                affine=(w, bias),
+                config=ErasureConfig(num_random=2, method="mask"),
+            )
         )
         b, n = mask.shape
         alpha = K.masked_softmax(scores, mask)
@@ -98,13 +107,15 @@ def test_suite_closed_form_mask_path_and_reference_agree(dtype):
 
 def test_chunked_equals_unchunked_and_batches_concatenate():
     values, scores, mask, w, bias = make_inputs(11, jnp.float32)
-    full = run_suite(values, scores, mask, affine=(w, bias), config=CFG)
-    chunked = run_suite(
-        values,
-        scores,
-        mask,
-        affine=(w, bias),
-        config=ErasureConfig(num_random=2, memory_budget_bytes=30_000),
+    full = to_flat(run_suite(values, scores, mask, affine=(w, bias), config=CFG))
+    chunked = to_flat(
+        run_suite(
+            values,
+            scores,
+            mask,
+            affine=(w, bias),
+            config=ErasureConfig(num_random=2, memory_budget_bytes=30_000),
+        )
     )
     assert_minimum_bounds_every_ranking(full)
     for key in full:
@@ -117,7 +128,7 @@ def test_chunked_equals_unchunked_and_batches_concatenate():
         run_suite(values[s], scores[s], mask[s], affine=(w, bias), config=CFG, doc_ids=ids[s])
         for s in (slice(0, 4), slice(4, None))
     ]
-    joined = concatenate_results(parts)
+    joined = to_flat(concatenate_results(parts))
     for key in full:
         np.testing.assert_allclose(
             full[key], joined[key], rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=key
@@ -151,8 +162,8 @@ def test_non_prefix_masks_give_the_results_of_the_compacted_documents(mode, meth
         )
         kw = dict(head=affine_head(w, bias), affine=(w, bias))
         cfg = ErasureConfig(num_random=2, random_mode=mode, method=method)
-        compact = run_suite(values, scores, mask, config=cfg, **kw)
-        wide = run_suite(wide_values, wide_scores, wide_mask, config=cfg, **kw)
+        compact = to_flat(run_suite(values, scores, mask, config=cfg, **kw))
+        wide = to_flat(run_suite(wide_values, wide_scores, wide_mask, config=cfg, **kw))
     assert set(compact) == set(wide)
     doc_of_item = np.repeat(np.arange(len(mask)), compact["seq_len"])
     for key, want in compact.items():
@@ -183,7 +194,7 @@ def test_mlp_head_through_the_mask_path_matches_the_reference():
     def mlp_head(v, weights):
         return jnp.tanh(jnp.einsum("bn,bnd->bd", weights, v) @ w1 + b1) @ w2 + b2
 
-    res = run_suite(values, scores, mask, head=mlp_head, config=CFG)
+    res = to_flat(run_suite(values, scores, mask, head=mlp_head, config=CFG))
     assert "k_min" not in res and "rank_norm_k" not in res
     b, n = mask.shape
     alpha = K.masked_softmax(scores, mask)
@@ -216,8 +227,10 @@ def test_code_compatible_mode_external_r_and_extra_rankings():
     values, scores, mask, w, bias = make_inputs(13, jnp.float32)
     cfg = ErasureConfig(num_random=2, random_mode="code_compatible")
     alpha = np.asarray(K.masked_softmax(scores, mask))
-    res = run_suite(
-        values, scores, mask, affine=(w, bias), config=cfg, extra_rankings={"mine": alpha}
+    res = to_flat(
+        run_suite(
+            values, scores, mask, affine=(w, bias), config=cfg, extra_rankings={"mine": alpha}
+        )
     )
     assert_minimum_bounds_every_ranking(res)
     multi = res["seq_len"] > 1
@@ -225,7 +238,7 @@ def test_code_compatible_mode_external_r_and_extra_rankings():
     assert (r[multi] >= 1).all() and (r[multi] < res["seq_len"][multi]).all()
     np.testing.assert_array_equal(res["rank_mine_k"], res["rank_attention_k"])
     given = np.where(multi, res["seq_len"] - 1, 0)
-    ext = run_suite(values, scores, mask, affine=(w, bias), config=cfg, r_indices=given)
+    ext = to_flat(run_suite(values, scores, mask, affine=(w, bias), config=cfg, r_indices=given))
     np.testing.assert_array_equal(ext["single_rand_index"][multi], given[multi])
     np.testing.assert_array_equal(ext["single_gxa_rand_index"][multi], given[multi])
     with pytest.raises(ValueError, match="r_indices"):
@@ -263,12 +276,20 @@ def _hand_results():
         r[f"single_{stem}top_flip"] = np.array(ft)
         r[f"single_{stem}rand_flip"] = np.array(fr)
         r[f"{prefix}delta_js"] = np.array([0.1, 0.0, -0.2, 0.3, -0.01, np.nan])
+    # Columns the statistics above do not read, so that the dict is a complete results.npz.
+    zeros = np.zeros(6, int)
+    r.update(predicted=zeros, predicted_head=zeros, p_predicted=np.ones(6))
+    r["k_min_frac"] = np.where(r["k_min"] > 0, r["k_min"] / np.maximum(r["seq_len"], 1), -1.0)
+    for prefix in flips:
+        for which, js in (("top", r[f"{prefix}delta_js"]), ("rand", np.zeros(6))):
+            r.update({f"single_{prefix}{which}_{c}": zeros for c in ("index", "weight", "kl")})
+            r[f"single_{prefix}{which}_js"] = js  # top minus random is the delta above
     return r
 
 
 def test_summarize_on_a_hand_checkable_example():
     r = _hand_results()
-    s = summarize(r)
+    s = summarize(from_flat(r))
     inc = [0, 2, 3, 4]
     assert s["counts"] == {
         "total": 6,
@@ -316,10 +337,10 @@ def test_summarize_on_a_hand_checkable_example():
 
 def test_write_outputs_files_columns_and_rows(tmp_path):
     values, scores, mask, w, bias = make_inputs(10, jnp.float32)
-    res = run_suite(values, scores, mask, affine=(w, bias), config=CFG)
+    res = to_flat(run_suite(values, scores, mask, affine=(w, bias), config=CFG))
     assert_minimum_bounds_every_ranking(res)
     out = tmp_path / "run"
-    write_outputs(res, out, throughput={"evals_per_s": 1.0})
+    write_outputs(from_flat(res), out, throughput={"evals_per_s": 1.0})
     b = mask.shape[0]
     expected = {
         "first_vs_second.csv": [

@@ -18,7 +18,14 @@ import pytest
 from flax import nnx
 
 from attn_interp.data import Split, Vocabulary, encode_corpus
-from attn_interp.erasure import AffineParams, ErasureConfig, run_suite, summarize
+from attn_interp.erasure import (
+    AffineParams,
+    ErasureConfig,
+    from_flat,
+    run_suite,
+    summarize,
+    to_flat,
+)
 from attn_interp.models import ModelConfig, make_model, masked_softmax
 
 pytestmark = pytest.mark.faults
@@ -84,15 +91,17 @@ def test_thousands_of_tokens_one_item_and_unknown_only_through_model_and_suite(a
     inputs = model.encode(jnp.asarray(tokens))
     assert np.all(np.isfinite(np.asarray(inputs.values)))
     kernel, bias = model.head_params()
-    res = run_suite(
-        inputs.values, inputs.scores, inputs.mask, affine=AffineParams(kernel, bias), config=CFG
+    res = to_flat(
+        run_suite(
+            inputs.values, inputs.scores, inputs.mask, affine=AffineParams(kernel, bias), config=CFG
+        )
     )
     seq = np.asarray(res["seq_len"])
     assert seq[1] == 1 and seq[0] >= 300
     _check_finite(res, np.flatnonzero(seq > 1))
     weights = np.asarray(masked_softmax(inputs.scores, inputs.mask))
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
-    summary = summarize(res)
+    summary = summarize(from_flat(res))
     assert summary["counts"]["excluded_n_eq_1"] == 1  # counted, left out of the statistics
     assert summary["counts"]["included_n_gt_1"] == 3
 
@@ -112,12 +121,14 @@ def test_near_one_hot_attention_and_removing_everything_agree_in_float32_and_flo
     out = {}
     for dtype in (np.float32, np.float64):
         with jax.enable_x64(dtype == np.float64):
-            out[dtype] = run_suite(
-                jnp.asarray(values, dtype),
-                jnp.asarray(scores, dtype),
-                mask,
-                affine=AffineParams(jnp.asarray(kernel, dtype), jnp.asarray(bias, dtype)),
-                config=CFG,
+            out[dtype] = to_flat(
+                run_suite(
+                    jnp.asarray(values, dtype),
+                    jnp.asarray(scores, dtype),
+                    mask,
+                    affine=AffineParams(jnp.asarray(kernel, dtype), jnp.asarray(bias, dtype)),
+                    config=CFG,
+                )
             )
     r32, r64 = out[np.float32], out[np.float64]
     rows = np.arange(b)

@@ -22,6 +22,7 @@ from helpers import assert_same_erasure_results
 import attn_interp
 from attn_interp.erasure import ErasureConfig
 from attn_interp.erasure import evaluate as ev
+from attn_interp.erasure.results import to_flat
 from attn_interp.train.run import RunFolderError, load_run
 from experiments import erasure as erasure_launcher
 from experiments import train as train_launcher
@@ -34,6 +35,12 @@ _WORDS = {
     "sport": "ball goal team score match".split(),
     "tech": "code chip disk wifi phone".split(),
 }
+
+
+def _load_flat(out_dir):
+    """(results as the flat results.npz dict the assertions index, summary.json)."""
+    results, summary = ev.load_erasure_results(out_dir)
+    return to_flat(results), summary
 
 
 def _write_split(path, n: int, seed: int) -> None:
@@ -200,7 +207,7 @@ def test_killed_erasure_resumes_from_completed_shards(reference_run, tmp_path):
     erasure_launcher.define_flags(fv)
     fv(["erasure", *[x for x in argv if not x.startswith("--out_dir")], f"--out_dir={ref_out}"])
     erasure_launcher.run(fv)
-    got, _ = ev.load_erasure_results(str(out))
+    got, _ = _load_flat(str(out))
     _, want_summary = assert_same_erasure_results(str(out), ref_out)
     n_docs = want_summary["model"]["documents"]
     np.testing.assert_array_equal(got["doc_id"], np.arange(n_docs))  # none lost, none twice

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from attn_interp import io_utils
-from attn_interp.erasure import write_outputs
+from attn_interp.erasure import ErasureConfig, run_suite, write_outputs
 
 pytestmark = pytest.mark.faults
 
@@ -71,10 +71,13 @@ def test_disk_full_or_read_only_keeps_the_old_file_and_says_what_to_do(
 
 
 def test_library_writers_report_the_path_on_a_full_disk(tmp_path, monkeypatch):
-    results = {
-        "doc_id": np.arange(2),
-        "seq_len": np.array([1, 2]),
-    }
+    results = run_suite(
+        np.ones((2, 2, 1), np.float32),
+        np.zeros((2, 2), np.float32),
+        np.array([[True, False], [True, True]]),
+        affine=(np.ones((1, 2), np.float32), np.zeros(2, np.float32)),
+        config=ErasureConfig(),
+    )
     monkeypatch.setattr(io_utils.os, "replace", _raiser(errno.ENOSPC))
     with pytest.raises(io_utils.OutputWriteError, match=re.escape(str(tmp_path / "results.npz"))):
         write_outputs(results, tmp_path, summary={})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from attn_interp.erasure import ErasureConfig, run_suite
+from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure.config import AffineParams
 from attn_interp.erasure.kernels import masked_softmax
 from attn_interp.followups import FollowupConfig, kendall_tau_b, run_followups, top_k_overlap
@@ -113,12 +113,14 @@ def test_scores_are_the_engines_and_tau_follows_them(closed):
     kw = {"affine": affine} if closed else {"head": head}
     cfg = FollowupConfig(baselines=False, adversarial=False)
     res = run_followups(values, scores, mask, config=cfg, **kw)
-    suite = run_suite(
-        values,
-        scores,
-        mask,
-        config=ErasureConfig(num_random=1, aopc=False, sufficiency=False),
-        **kw,
+    suite = to_flat(
+        run_suite(
+            values,
+            scores,
+            mask,
+            config=ErasureConfig(num_random=1, aopc=False, sufficiency=False),
+            **kw,
+        )
     )
     alpha = np.asarray(masked_softmax(jnp.asarray(scores), mask))
     offsets = np.concatenate([[0], np.cumsum(suite["seq_len"])])

@@ -11,6 +11,7 @@ from helpers import assert_minimum_bounds_every_ranking, local_data_config
 from jax.sharding import NamedSharding
 
 from attn_interp import parallel
+from attn_interp.erasure.results import to_flat
 from attn_interp.models import ModelConfig, make_model
 from attn_interp.train import loop, optim
 from attn_interp.train.config import TrainConfig
@@ -19,6 +20,14 @@ from attn_interp.types import Batch
 pytestmark = pytest.mark.multidevice
 
 VOCAB, CLASSES = 30, 3
+
+
+def _load_flat(out_dir):
+    """(results as the flat results.npz dict the assertions index, summary.json)."""
+    from attn_interp.erasure import evaluate as ev
+
+    results, summary = ev.load_erasure_results(out_dir)
+    return to_flat(results), summary
 
 
 def _tiny_model(arch: str = "flan_conv", seed: int = 0, **kw) -> nnx.Module:
@@ -185,10 +194,9 @@ def erasure_dirs(runs):
 
 
 def test_sharded_erasure_equals_single_device(erasure_dirs):
-    from attn_interp.erasure import evaluate as ev
 
-    one, one_summary = ev.load_erasure_results(erasure_dirs["one"])
-    par, par_summary = ev.load_erasure_results(erasure_dirs["mesh"])
+    one, one_summary = _load_flat(erasure_dirs["one"])
+    par, par_summary = _load_flat(erasure_dirs["mesh"])
     assert_minimum_bounds_every_ranking(one)
     assert list(one) == list(par)
     assert any(k.startswith("items/") for k in one)
@@ -209,7 +217,7 @@ def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
 
     from attn_interp import run_dirs
     from attn_interp.erasure import evaluate as ev
-    from attn_interp.erasure.suite import concatenate_results
+    from attn_interp.erasure.results import concatenate_results, from_flat
 
     shard_dir = os.path.join(erasure_dirs["one"], run_dirs.SHARD_DIR)
     paths = sorted(os.path.join(shard_dir, n) for n in os.listdir(shard_dir) if n.endswith(".npz"))
@@ -221,7 +229,7 @@ def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
         if arrays:
             loaded.append(arrays)
     assert len(loaded) == 3  # the shard of documents without tokens holds no arrays
-    expected = concatenate_results(loaded)
+    expected = to_flat(concatenate_results([from_flat(x) for x in loaded]))
     out = str(tmp_path / "merged.npz")
     per_instance = ev.merge_shards(paths, out)
     with np.load(out) as f:
@@ -236,7 +244,7 @@ def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
     full = ev.merge_shards(paths, str(tmp_path / "again.npz"), keep_items=True)
     assert set(full) == set(expected)
     # the launcher's results.npz is exactly this merge
-    saved, _ = ev.load_erasure_results(erasure_dirs["one"])
+    saved = _load_flat(erasure_dirs["one"])[0]
     for key, value in expected.items():
         np.testing.assert_array_equal(saved[key], value, err_msg=key)
     with pytest.raises(ValueError, match="no shard"):
@@ -265,9 +273,9 @@ def test_run_suite_on_a_mesh_equals_one_device_without_host_callbacks(rows, monk
     affine = (rng.normal(size=(d, c)).astype(np.float32), rng.normal(size=c).astype(np.float32))
     cfg = ErasureConfig(num_random=2, memory_budget_bytes=60_000)  # several chunks of 8 rows
     kw = dict(affine=affine, config=cfg, doc_ids=np.arange(rows) + 100)
-    par = run_suite(values, scores, mask, mesh=parallel.data_mesh(), **kw)
+    par = to_flat(run_suite(values, scores, mask, mesh=parallel.data_mesh(), **kw))
     assert not calls
-    one = run_suite(values, scores, mask, **kw)
+    one = to_flat(run_suite(values, scores, mask, **kw))
     assert calls  # the single-device suite sorts on the host
     assert_minimum_bounds_every_ranking(one)
     assert_minimum_bounds_every_ranking(par)

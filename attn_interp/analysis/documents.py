@@ -41,13 +41,13 @@ def _selection_score(model: ModelResults, ranking: str) -> np.ndarray:
     """Unfaithfulness per document: gap fraction; 1 + frac when the ranking never flips but the
     minimum does; NaN when undefined (n < 2 or the decision can never flip)."""
     res = model.results
-    n = res["seq_len"]
+    n = res.docs.seq_len
     score = np.full(n.shape, np.nan)
-    gap = res.get(f"rank_{ranking}_gap_frac")
-    if gap is not None:
-        score = np.asarray(gap, np.float64).copy()
-        never = (res[f"rank_{ranking}_k"] == -1) & (res["k_min"] > 0)
-        score[never] = 1.0 + res["k_min_frac"][never]
+    curve = res.rankings.get(ranking)
+    if curve is not None and curve.gap_frac is not None:
+        score = np.asarray(curve.gap_frac, np.float64).copy()
+        never = (curve.k == -1) & (res.min_flip.k > 0)
+        score[never] = 1.0 + res.min_flip.frac[never]
     score[n < 2] = np.nan
     return score
 
@@ -63,18 +63,18 @@ def select_documents(
     """
     score = _selection_score(model, ranking)
     if np.all(np.isnan(score)):
-        frac = np.asarray(model.results[f"rank_{ranking}_frac"], np.float64)
-        score = np.where((frac > 0) & (model.results["seq_len"] > 1), frac, np.nan)
+        frac = np.asarray(model.curve(ranking).frac, np.float64)
+        score = np.where((frac > 0) & model.included, frac, np.nan)
     ok = np.flatnonzero(~np.isnan(score))
-    n = model.results["seq_len"]
+    n = model.results.docs.seq_len
     most = ok[np.lexsort((-n[ok], score[ok]))][:num_each].tolist()
     least = [i for i in ok[np.lexsort((-n[ok], -score[ok]))] if i not in most][:num_each]
     return most, least
 
 
 def _item_texts(model: ModelResults, row: int) -> list[str]:
-    n = int(model.results["seq_len"][row])
-    doc_id = int(model.results["doc_id"][row])
+    n = int(model.results.docs.seq_len[row])
+    doc_id = int(model.results.docs.doc_id[row])
     if model.documents is not None:
         for d in model.documents:
             if int(d.get("doc_index", -2)) == doc_id:
@@ -91,15 +91,15 @@ def _class_name(model: ModelResults, c: int) -> str:
 
 
 def _document_html(model: ModelResults, row: int, heading: str) -> str:
-    res = model.results
-    n = int(res["seq_len"][row])
+    res, docs = model.results, model.results.docs
+    n = int(docs.seq_len[row])
     start = int(model.item_offsets()[row])
-    alpha = np.asarray(res["items/alpha"][start : start + n], np.float64)
-    grad = np.asarray(res["items/gradient"][start : start + n], np.float64)
+    alpha = np.asarray(res.items.alpha[start : start + n], np.float64)
+    grad = np.asarray(res.items.gradient[start : start + n], np.float64)
     shades = {"attention": (alpha, False), "gradient": (grad, True)}
     shades["grad_x_attention"] = (grad * alpha, True)
     texts = _item_texts(model, row)
-    doc_id = int(res["doc_id"][row])
+    doc_id = int(docs.doc_id[row])
     label = None
     if model.documents is not None:
         for d in model.documents:
@@ -108,18 +108,15 @@ def _document_html(model: ModelResults, row: int, heading: str) -> str:
     meta = [
         ("document", str(doc_id)),
         ("items (n)", str(n)),
-        ("predicted", _class_name(model, int(res["predicted"][row]))),
+        ("predicted", _class_name(model, int(docs.predicted[row]))),
     ]
     if label is not None:
         meta.append(("gold label", _class_name(model, int(label))))
-    k_min = int(res["k_min"][row]) if "k_min" in res else None
+    k_min = int(res.min_flip.k[row]) if res.min_flip is not None else None
     flips = {}
-    for name in shades:
-        key = f"rank_{name}_k"
-        if key in res:
-            flips[name] = int(res[key][row])
-    if "rank_random0_k" in res:
-        flips["random0"] = int(res["rank_random0_k"][row])
+    for name in (*shades, "random0"):
+        if name in res.rankings:
+            flips[name] = int(res.rankings[name].k[row])
     for name, k in flips.items():
         meta.append((f"{ranking_label(name)}: removals to flip", "never" if k < 0 else str(k)))
     if k_min is not None:
@@ -132,8 +129,8 @@ def _document_html(model: ModelResults, row: int, heading: str) -> str:
         scale = float(np.max(np.abs(vals))) if vals.size else 0.0
         steps: dict[int, int] = {}
         k = flips.get(name, -1)
-        if f"items/order_{name}" in res and k != 0:
-            order = res[f"items/order_{name}"][start : start + n]
+        if name in res.items.curves and k != 0:
+            order = res.items.curves[name].order[start : start + n]
             upto = k if k > 0 else n
             steps = {int(p): s + 1 for s, p in enumerate(order[:upto])}
         parts.append(
@@ -171,7 +168,7 @@ def write_document_view(
     ranking removes before its first flip carry a dashed border and their removal step, and the
     flip-causing item a solid border. All text is HTML-escaped. Returns `path`.
     """
-    if "items/alpha" not in model.results:
+    if model.results.items is None:
         raise ValueError(
             f"results of {model.label} have no per-item arrays; run the erasure tests with "
             "ErasureConfig(store_item_arrays=True)."
@@ -203,4 +200,4 @@ def write_document_view(
 
 def document_rows(model: ModelResults) -> Mapping[int, int]:
     """doc_id -> row index into the results."""
-    return {int(d): i for i, d in enumerate(model.results["doc_id"])}
+    return {int(d): i for i, d in enumerate(model.results.docs.doc_id)}

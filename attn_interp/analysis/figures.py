@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 
 from attn_interp.analysis.model_results import (
     BOX_RANKINGS,
+    COMPARISON_BY_LABEL,
     COMPARISON_LABELS,
-    COMPARISONS,
     ModelResults,
     arch_label,
     architectures,
@@ -115,17 +115,16 @@ def figure_js_vs_alpha(
     every plotted point. comparison: "attention" (i*), "gradient" (i*_g) or "grad_x_attention" (i*_p).
     """
     _check_models(models)
-    prefix = {c[0]: c[3] for c in COMPARISONS}
-    if comparison not in prefix:
-        raise ValueError(f"comparison={comparison!r}: use one of {tuple(prefix)}.")
+    if comparison not in COMPARISON_BY_LABEL:
+        raise ValueError(f"comparison={comparison!r}: use one of {tuple(COMPARISON_BY_LABEL)}.")
     sym = COMPARISON_LABELS[comparison]
     paths = []
     with matplotlib.rc_context(_style()):
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms))
             for ax, m in zip(axes, ms, strict=False):
-                x = m.column(f"{prefix[comparison]}delta_alpha").astype(np.float64)
-                y = m.column(f"{prefix[comparison]}delta_js").astype(np.float64)
+                x = m.delta(comparison, "weight").astype(np.float64)
+                y = m.delta(comparison, "js").astype(np.float64)
                 idx = (
                     subsample_per_bin(x, y, max_points_per_bin, seed=seed)
                     if max_points_per_bin
@@ -165,8 +164,8 @@ def figure_negative_js_hist(
         for arch, ms in _by_arch(models).items():
             fig, axes = _grid(len(ms))
             for ax, m in zip(axes, ms, strict=False):
-                x = m.column("delta_alpha").astype(np.float64)
-                y = m.column("delta_js").astype(np.float64)
+                x = m.delta("attention", "weight").astype(np.float64)
+                y = m.delta("attention", "js").astype(np.float64)
                 neg = y < 0
                 ax.hist(x[neg], bins=np.linspace(0.0, 1.0, bins + 1), color=_COLORS["attention"])
                 ax.set_xticks(np.arange(0.0, 1.01, 0.2))
@@ -183,23 +182,17 @@ def figure_negative_js_hist(
 def _removal_values(m: ModelResults, name: str, quantity: str) -> np.ndarray | None:
     """Fractions (or masses) over flipped n > 1 documents; None when not computed."""
     if name == "minimum":
-        if quantity != "frac" or not m.has("k_min_frac"):
-            return None
-        v = m.column("k_min_frac")
+        v = m.min_flip_column("frac") if quantity == "frac" else None
+        k = m.min_flip_column("k")
     else:
-        key = f"rank_{name}_{quantity}"
-        if not m.has(key):
-            return None
-        v = m.column(key)
-    k = m.column("k_min") if name == "minimum" else m.column(f"rank_{name}_k")
-    return np.asarray(v, np.float64)[k > 0]
+        v, k = m.ranking_column(name, quantity), m.ranking_column(name, "k")
+    return None if v is None else np.asarray(v, np.float64)[k > 0]
 
 
 def _never_share(m: ModelResults, name: str) -> float | None:
-    key = "k_min" if name == "minimum" else f"rank_{name}_k"
-    if not m.has(key):
+    k = m.min_flip_column("k") if name == "minimum" else m.ranking_column(name, "k")
+    if k is None:
         return None
-    k = m.column(key)
     return float(np.mean(k == -1)) if k.size else None
 
 
@@ -298,10 +291,10 @@ def figure_optimality_gap(
             for ax, m in zip(axes, ms, strict=False):
                 data, labels, used = [], [], []
                 for name in rankings:
-                    key = f"rank_{name}_gap_frac"
-                    if not m.has(key):
+                    v = m.ranking_column(name, "gap_frac")
+                    if v is None:
                         continue
-                    v = np.asarray(m.column(key), np.float64)
+                    v = np.asarray(v, np.float64)
                     v = v[~np.isnan(v)]
                     opt = 100.0 * float(np.mean(v == 0)) if v.size else float("nan")
                     data.append(v)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from attn_interp.erasure import summarize
+from attn_interp.erasure import COMPARISONS, RemovalCurve, SuiteResults, from_flat, summarize
 
 # Display names (paper_notes.md §1.1 figure labels) and the order models appear in tables and
 # figures.
@@ -33,15 +33,8 @@ RANKING_LABELS = {
 # Rankings of Figures 5/6, in the paper's box order, then the exact minimum flip set
 # (paper_notes.md §12).
 BOX_RANKINGS = ("random0", "attention", "gradient", "grad_x_attention")
-# (name, top single-erasure target, random target, delta prefix) of Table 2 and its variants.
-COMPARISONS = (
-    ("attention", "top", "rand", ""),
-    ("gradient", "grad_top", "grad_rand", "grad_"),
-    ("grad_x_attention", "gxa_top", "gxa_rand", "gxa_"),
-)
 COMPARISON_LABELS = {"attention": "i*", "gradient": "i*_g", "grad_x_attention": "i*_p"}
-
-_REQUIRED = ("seq_len", "doc_id")
+COMPARISON_BY_LABEL = {c.label: c for c in COMPARISONS}
 
 
 def arch_label(arch: str) -> str:
@@ -81,8 +74,8 @@ class ModelResults:
 
     dataset: dataset name (e.g. "yahoo_answers_10k").
     arch: architecture, one of `attn_interp.models.ARCHITECTURES` (other names are allowed).
-    results: the `run_suite` / `load_erasure_results` dict: per-instance arrays `[docs]` and
-      ragged "items/..." arrays `[sum of seq_len]`.
+    results: the `SuiteResults` of `run_suite` / `load_erasure_results` (a flat results.npz
+      dict is converted with `from_flat`).
     summary: `attn_interp.erasure.summarize(results)`; computed when None.
     test_accuracy: accuracy of the model over all test documents (paper_notes.md Q8), or None.
     test_documents: number of test documents behind `test_accuracy`, or None.
@@ -94,7 +87,7 @@ class ModelResults:
 
     dataset: str
     arch: str
-    results: Mapping[str, np.ndarray]
+    results: SuiteResults
     summary: Mapping[str, Any] | None = None
     test_accuracy: float | None = None
     test_documents: int | None = None
@@ -103,14 +96,13 @@ class ModelResults:
     run: RunInfo | None = None
 
     def __post_init__(self) -> None:
-        missing = [k for k in _REQUIRED if k not in self.results]
-        if missing:
-            raise ValueError(
-                f"results of {self.arch} on {self.dataset} lack {missing}; pass the dict returned "
-                "by attn_interp.erasure.run_suite or load_erasure_results."
-            )
-        results = {k: np.asarray(v) for k, v in self.results.items()}
-        object.__setattr__(self, "results", results)
+        results = self.results
+        if not isinstance(results, SuiteResults):
+            try:
+                results = from_flat(results)
+            except ValueError as e:
+                raise ValueError(f"results of {self.arch} on {self.dataset}: {e}") from e
+            object.__setattr__(self, "results", results)
         if self.summary is None:
             object.__setattr__(self, "summary", summarize(results))
 
@@ -121,26 +113,42 @@ class ModelResults:
 
     @property
     def included(self) -> np.ndarray:
-        """bool `[docs]`: the instances every erasure statistic uses (n > 1; paper_notes.md §6.6)."""
-        return self.results["seq_len"] > 1
+        """bool `[docs]`: the instances every erasure statistic uses (n > 1, the paper's §6)."""
+        return self.results.included
 
-    def has(self, key: str) -> bool:
-        """Whether the results hold `key`."""
-        return key in self.results
-
-    def column(self, key: str, *, included: bool = True) -> np.ndarray:
-        """Per-instance array `key` (`[docs]`), restricted to n > 1 unless `included=False`."""
-        if key not in self.results:
-            raise KeyError(
-                f"results of {self.label} have no {key!r}; re-run the erasure tests with the "
-                "ranking / option that produces it."
-            )
-        x = self.results[key]
+    def restrict(self, x: np.ndarray, *, included: bool = True) -> np.ndarray:
+        """A per-instance array `[docs]` restricted to n > 1 unless `included=False`."""
+        x = np.asarray(x)
         return x[self.included] if included else x
 
+    def curve(self, name: str) -> RemovalCurve:
+        """The removal curve of ranking `name` (KeyError naming the missing column if absent)."""
+        if name not in self.results.rankings:
+            raise KeyError(
+                f"results of {self.label} have no ranking {name!r} (rank_{name}_k); re-run the "
+                "erasure tests with the ranking that produces it."
+            )
+        return self.results.rankings[name]
+
+    def ranking_column(self, name: str, field: str, *, included: bool = True) -> np.ndarray | None:
+        """`field` of ranking `name`'s `RemovalCurve` `[docs]` (n > 1 unless `included=False`);
+        None when that ranking or field was not computed."""
+        curve = self.results.rankings.get(name)
+        x = None if curve is None else getattr(curve, field)
+        return None if x is None else self.restrict(x, included=included)
+
+    def min_flip_column(self, field: str, *, included: bool = True) -> np.ndarray | None:
+        """`field` ("k" or "frac") of the exact minimum flip set `[docs]`; None if not computed."""
+        mf = self.results.min_flip
+        return None if mf is None else self.restrict(getattr(mf, field), included=included)
+
+    def delta(self, comparison: str, field: str = "js") -> np.ndarray:
+        """Top minus random item's `field` ("js" or "weight") for a comparison label, n > 1."""
+        return self.restrict(self.results.delta(COMPARISON_BY_LABEL[comparison], field))
+
     def item_offsets(self) -> np.ndarray:
-        """int `[docs + 1]`: document i's items are `items/...[offsets[i]:offsets[i + 1]]`."""
-        return np.concatenate([[0], np.cumsum(self.results["seq_len"].astype(np.int64))])
+        """int `[docs + 1]`: document i's items are `items.*[offsets[i]:offsets[i + 1]]`."""
+        return self.results.item_offsets()
 
 
 def order_models(models: Sequence[ModelResults]) -> list[ModelResults]:

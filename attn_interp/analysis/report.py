@@ -50,7 +50,7 @@ def claims(models: Sequence[ModelResults]) -> list[str]:
             f"{f_top:.1f}% of documents; removing a random other item r in {f_rand:.1f}%. The "
             f"paper's claim that zeroing i* usually does not flip the decision {verdict} here."
         )
-        djs = m.column("delta_js").astype(np.float64)
+        djs = m.delta("attention").astype(np.float64)
         neg = 100.0 * float(np.mean(djs < 0))
         off = c["only_top"] + c["only_random"]
         orange = 100.0 * c["only_random"] / off if off > 0 else None
@@ -88,8 +88,8 @@ def claims(models: Sequence[ModelResults]) -> list[str]:
             )
         med = {}
         for r in ("attention", "random0", "gradient"):
-            if m.has(f"rank_{r}_frac"):
-                f = m.column(f"rank_{r}_frac")
+            f = m.ranking_column(r, "frac")
+            if f is not None:
                 f = f[f > 0]
                 med[r] = float(np.median(f)) if f.size else None
         if med.get("attention") is not None:
@@ -205,7 +205,7 @@ def write_report(
     sections += [(heading, list(items)) for heading, items in extra_sections]
     doc_links = []
     for m in models:
-        if "items/alpha" not in m.results:
+        if m.results.items is None:
             continue
         stem = f"{m.dataset}_{m.arch}.html"
         write_document_view(m, os.path.join(doc_dir, stem))

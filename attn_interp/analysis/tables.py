@@ -17,14 +17,14 @@ import numpy as np
 
 from attn_interp.analysis.model_results import (
     BOX_RANKINGS,
+    COMPARISON_BY_LABEL,
     COMPARISON_LABELS,
-    COMPARISONS,
     ModelResults,
     arch_label,
     order_models,
     ranking_label,
 )
-from attn_interp.erasure.suite import ranking_names
+from attn_interp.erasure.summary import decision_flip_shares
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,20 +213,12 @@ def decision_flip_cells(model: ModelResults, comparison: str = "attention") -> d
 
     comparison: "attention" (i*), "gradient" (i*_g) or "grad_x_attention" (i*_p).
     """
-    specs = {c[0]: c for c in COMPARISONS}
-    if comparison not in specs:
-        raise ValueError(f"comparison={comparison!r}: use one of {tuple(specs)}.")
-    _, top, rand, _ = specs[comparison]
-    f_top = model.column(f"single_{top}_flip") != -1
-    f_rand = model.column(f"single_{rand}_flip") != -1
-    if f_top.size == 0:
-        return {"both": None, "only_top": None, "only_random": None, "neither": None}
-    return {
-        "both": 100.0 * float(np.mean(f_top & f_rand)),
-        "only_top": 100.0 * float(np.mean(f_top & ~f_rand)),
-        "only_random": 100.0 * float(np.mean(~f_top & f_rand)),
-        "neither": 100.0 * float(np.mean(~f_top & ~f_rand)),
-    }
+    if comparison not in COMPARISON_BY_LABEL:
+        raise ValueError(f"comparison={comparison!r}: use one of {tuple(COMPARISON_BY_LABEL)}.")
+    comp = COMPARISON_BY_LABEL[comparison]
+    f_top = model.restrict(model.results.singles[comp.top].flip) != -1
+    f_rand = model.restrict(model.results.singles[comp.rand].flip) != -1
+    return decision_flip_shares(f_top, f_rand)
 
 
 def decision_flip_table(models: Sequence[ModelResults], comparison: str = "attention") -> Table:
@@ -246,11 +238,10 @@ def decision_flip_table(models: Sequence[ModelResults], comparison: str = "atten
         "neither %",
         "% ΔJS < 0",
     )
-    prefix = {c[0]: c[3] for c in COMPARISONS}.get(comparison, "")
     rows = []
     for m in order_models(models):
         cells = decision_flip_cells(m, comparison)
-        djs = m.column(f"{prefix}delta_js")
+        djs = m.delta(comparison)
         neg = 100.0 * float(np.mean(djs < 0)) if djs.size else None
         rows.append(
             (
@@ -287,9 +278,9 @@ def never_flip_table(
     for m in order_models(models):
         row: list[Any] = [m.dataset, arch_label(m.arch)]
         for r in rankings:
-            k = m.column(f"rank_{r}_k") if m.has(f"rank_{r}_k") else None
+            k = m.ranking_column(r, "k")
             row.append(None if k is None or not k.size else 100.0 * float(np.mean(k == -1)))
-        k_min = m.column("k_min") if m.has("k_min") else None
+        k_min = m.min_flip_column("k")
         row.append(None if k_min is None or not k_min.size else 100.0 * float(np.mean(k_min == -1)))
         rows.append(tuple(row))
     return Table(
@@ -309,8 +300,8 @@ def removal_fraction_table(
     rows = []
     for m in order_models(models):
         row: list[Any] = [m.dataset, arch_label(m.arch)]
-        fracs = [m.column(f"rank_{r}_frac") if m.has(f"rank_{r}_frac") else None for r in rankings]
-        fracs.append(m.column("k_min_frac") if m.has("k_min_frac") else None)
+        fracs = [m.ranking_column(r, "frac") for r in rankings]
+        fracs.append(m.min_flip_column("frac"))
         for f in fracs:
             f = None if f is None else f[f > 0]
             row.append(
@@ -478,26 +469,24 @@ def aopc_table(models: Sequence[ModelResults], rankings: Sequence[str] | None = 
     )
     rows = []
     for m in order_models(models):
-        names = list(rankings) if rankings is not None else ranking_names(m.results)
+        names = list(rankings) if rankings is not None else list(m.results.rankings)
         for r in names:
-            if not m.has(f"rank_{r}_aopc_comp"):
+            if m.ranking_column(r, "aopc_comp") is None:
                 continue
 
-            def mean(key, m=m):
-                if not m.has(key):
-                    return None
-                x = m.column(key)
-                return _num(np.mean(x)) if x.size else None
+            def mean(field, m=m, r=r):
+                x = m.ranking_column(r, field)
+                return None if x is None else _num(np.mean(x)) if x.size else None
 
             rows.append(
                 (
                     m.dataset,
                     arch_label(m.arch),
                     ranking_label(r),
-                    mean(f"rank_{r}_aopc_comp"),
-                    mean(f"rank_{r}_aopc_suff"),
-                    mean(f"rank_{r}_aopc_comp_frac"),
-                    mean(f"rank_{r}_aopc_suff_frac"),
+                    mean("aopc_comp"),
+                    mean("aopc_suff"),
+                    mean("aopc_comp_frac"),
+                    mean("aopc_suff_frac"),
                 )
             )
     return Table(

@@ -50,11 +50,19 @@ import attn_interp
 from attn_interp import parallel
 from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.outputs import write_outputs
-from attn_interp.erasure.suite import concatenate_results, ranking_names, run_suite
+from attn_interp.erasure.results import (
+    SuiteResults,
+    concatenate_results,
+    from_flat,
+    take_documents,
+    to_flat,
+)
+from attn_interp.erasure.suite import run_suite
 from attn_interp.erasure.summary import summarize
 from attn_interp.io_utils import (
     atomic_write,
     atomic_write_bytes,
+    json_default,
     npz_bytes,
     remove_stale_temp_files,
 )
@@ -95,35 +103,9 @@ class ManifestMismatchError(ValueError):
 # Small helpers.
 
 
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, tuple):
-        return list(x)
-    raise TypeError(f"not JSON serialisable: {type(x)}")
-
-
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     with _open_npz(path) as f:
         return {k: _member(f, k, path) for k in f.files}
-
-
-def take_documents(results: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """The documents at positions `rows` (in that order) of a results dict.
-
-    Per-instance arrays are indexed on their first axis; ragged "items/" arrays (each document
-    contributing `seq_len` consecutive entries) are regrouped segment by segment.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    seq = np.asarray(results["seq_len"], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(seq)[:-1]]).astype(np.int64)
-    seg = [np.arange(starts[r], starts[r] + seq[r]) for r in rows]
-    item_idx = np.concatenate(seg) if seg else np.zeros(0, np.int64)
-    out = {}
-    for key, value in results.items():
-        value = np.asarray(value)
-        out[key] = value[item_idx] if key.startswith("items/") else value[rows]
-    return out
 
 
 def _data_fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
@@ -180,7 +162,7 @@ def _manifest(
                 "package_version": attn_interp.__version__,
                 "results_revision": RESULTS_REVISION,
             },
-            default=_json_default,
+            default=json_default,
         )
     )
 
@@ -330,10 +312,10 @@ def _pad_items(inputs: AttentionInputs) -> tuple[jax.Array, jax.Array, jax.Array
     )
 
 
-def _evaluations_per_document(results: Mapping[str, np.ndarray], sufficiency: bool) -> np.ndarray:
+def _evaluations_per_document(results: SuiteResults, sufficiency: bool) -> np.ndarray:
     """Classifier outputs computed per document: base + n single erasures + curves of length n."""
-    n = np.asarray(results["seq_len"], dtype=np.int64)
-    curves = len(ranking_names(results)) * (2 if sufficiency else 1)
+    n = np.asarray(results.docs.seq_len, dtype=np.int64)
+    curves = len(results.rankings) * (2 if sufficiency else 1)
     return 1 + n + curves * n
 
 
@@ -346,7 +328,7 @@ def _run_batches(
     enc_timer: _Timer,
     suite_timer: _Timer,
     mesh=None,
-) -> dict[str, np.ndarray]:
+) -> tuple[SuiteResults, dict[str, float]]:
     """Encoder and erasure suite on every batch; results sorted by doc_id, plus the timings."""
     enc0, suite0 = enc_timer.seconds, suite_timer.seconds
     parts = []
@@ -380,15 +362,15 @@ def _run_batches(
             )
 
         res = suite_timer((values.shape, str(values.dtype)), suite)
-        res["label"] = labels
-        res["logits"] = logits.astype(np.float32)
-        real = np.flatnonzero(doc_index >= 0)
-        parts.append(take_documents(res, real))
+        res = res.with_extra(label=labels, logits=logits.astype(np.float32))
+        parts.append(take_documents(res, np.flatnonzero(doc_index >= 0)))
     out = concatenate_results(parts)
-    out = take_documents(out, np.argsort(out["doc_id"], kind="stable"))
-    out[_TIMING_PREFIX + "encode_seconds"] = np.float64(enc_timer.seconds - enc0)
-    out[_TIMING_PREFIX + "erasure_seconds"] = np.float64(suite_timer.seconds - suite0)
-    return out
+    out = take_documents(out, np.argsort(out.docs.doc_id, kind="stable"))
+    timings = {
+        _TIMING_PREFIX + "encode_seconds": enc_timer.seconds - enc0,
+        _TIMING_PREFIX + "erasure_seconds": suite_timer.seconds - suite0,
+    }
+    return out, timings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,17 +453,18 @@ def merge_shards(
     return {k: np.concatenate(v) for k, v in per_instance.items() if v}
 
 
-def _write_documents_file(path: str, results: Mapping[str, np.ndarray], texts, hier: bool) -> None:
+def _write_documents_file(path: str, results: SuiteResults, texts, hier: bool) -> None:
     """documents.jsonl, one line per evaluated document, streamed to disk (written atomically)."""
+    docs, labels = results.docs, results.extra["label"]
 
     def write(out):
-        for row, text_pos in enumerate(np.asarray(results["doc_id"]).tolist()):
+        for row, text_pos in enumerate(np.asarray(docs.doc_id).tolist()):
             line = json.dumps(
                 {
                     "doc_index": int(text_pos),
-                    "label": int(results["label"][row]),
-                    "predicted": int(results["predicted"][row]),
-                    "seq_len": int(results["seq_len"][row]),
+                    "label": int(labels[row]),
+                    "predicted": int(docs.predicted[row]),
+                    "seq_len": int(docs.seq_len[row]),
                     "items": _items_of(texts[text_pos], hier),
                 },
                 ensure_ascii=False,
@@ -495,6 +478,15 @@ def _write_documents_file(path: str, results: Mapping[str, np.ndarray], texts, h
 # Fixed blocks of documents: results independent of the shard size.
 
 
+class _Block(NamedTuple):
+    """One block's results (sorted by doc_id; None without documents), timings and skipped
+    split positions (documents without tokens)."""
+
+    results: SuiteResults | None
+    timings: dict[str, float]
+    skipped: np.ndarray
+
+
 class _Blocks:
     """Results of the fixed blocks of split positions [j * BLOCK_DOCS, (j + 1) * BLOCK_DOCS).
 
@@ -504,17 +496,16 @@ class _Blocks:
     next shard, which usually needs it again when shards are smaller than blocks.
     """
 
-    def __init__(self, compute: Callable[[int], tuple[dict[str, np.ndarray], np.ndarray]]):
+    def __init__(self, compute: Callable[[int], _Block]):
         self._compute = compute
-        self._last: tuple[int, Any] | None = None
+        self._last: tuple[int, _Block] | None = None
 
-    def get(self, j: int) -> tuple[dict[str, np.ndarray], np.ndarray, bool]:
-        """(results of block j sorted by doc_id, skipped split positions, computed just now)."""
+    def get(self, j: int) -> tuple[_Block, bool]:
+        """(block j, computed just now)."""
         fresh = self._last is None or self._last[0] != j
         if fresh:
             self._last = (j, self._compute(j))
-        res, skipped = self._last[1]
-        return res, skipped, fresh
+        return self._last[1], fresh
 
 
 class _Work(NamedTuple):
@@ -535,8 +526,8 @@ def _all_unknown(doc, unk_id: int) -> bool:
     return bool(np.all(ids == unk_id))
 
 
-def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Block j of `texts_split`: (results sorted by doc_id, skipped split positions)."""
+def _compute_block(work: _Work, texts_split, j: int) -> _Block:
+    """Block j of `texts_split`."""
     from attn_interp import data as data_lib
     from attn_interp.data.shapes import batch_config, bucket_batches
 
@@ -545,18 +536,19 @@ def _compute_block(work: _Work, texts_split, j: int) -> tuple[dict[str, np.ndarr
     run, hier = work.run, work.run.model_config.hierarchical
     part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
     part = dataclasses.replace(part, doc_index=part.doc_index + lo)
-    res: dict[str, np.ndarray] = {}
+    res, timings = None, {}
     if len(part):
         batches = data_lib.make_batches(
             part, batch_config(run.train_config), hierarchical=hier, train=False
         )
         # The training shape ladder: few distinct shapes, so few compilations.
         batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
-        res = _run_batches(
+        res, timings = _run_batches(
             batches, work.forward, work.head, work.affine, work.config, *work.timers, work.mesh
         )
-        res[ALL_UNKNOWN_KEY] = np.array([_all_unknown(d, run.vocab.unk_id) for d in part.docs])
-    return res, np.asarray(part.skipped_doc_index, np.int64) + lo
+        unknown = np.array([_all_unknown(d, run.vocab.unk_id) for d in part.docs])
+        res = res.with_extra(**{ALL_UNKNOWN_KEY: unknown})
+    return _Block(res, timings, np.asarray(part.skipped_doc_index, np.int64) + lo)
 
 
 def _shard_results(blocks: _Blocks, lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -566,16 +558,15 @@ def _shard_results(blocks: _Blocks, lo: int, hi: int) -> dict[str, np.ndarray]:
     timing = dict.fromkeys(_TIMING_KEYS, 0.0)
     skipped = 0
     for j in range(lo // BLOCK_DOCS, (hi - 1) // BLOCK_DOCS + 1):
-        res, skipped_pos, fresh = blocks.get(j)
-        skipped += int(np.sum((skipped_pos >= lo) & (skipped_pos < hi)))
-        docs = {k: v for k, v in res.items() if not k.startswith(_TIMING_PREFIX)}
+        block, fresh = blocks.get(j)
+        skipped += int(np.sum((block.skipped >= lo) & (block.skipped < hi)))
         if fresh:
             for k in _TIMING_KEYS:
-                timing[k] += float(res.get(k, 0.0))
-        if docs:
-            ids = docs["doc_id"]
-            parts.append(take_documents(docs, np.flatnonzero((ids >= lo) & (ids < hi))))
-    out = concatenate_results(parts) if parts else {}
+                timing[k] += float(block.timings.get(k, 0.0))
+        if block.results is not None:
+            ids = block.results.docs.doc_id
+            parts.append(take_documents(block.results, np.flatnonzero((ids >= lo) & (ids < hi))))
+    out = to_flat(concatenate_results(parts)) if parts else {}
     if out and out["doc_id"].size == 0:
         out = {}
     out.update({k: np.float64(v) for k, v in timing.items()})
@@ -583,10 +574,10 @@ def _shard_results(blocks: _Blocks, lo: int, hi: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _report_all_unknown(results: Mapping[str, np.ndarray], split: str) -> int:
+def _report_all_unknown(results: SuiteResults, split: str) -> int:
     """Counts (and logs) the evaluated documents without any known word: the model sees only
     <unk> items there, so their erasure results say nothing about the text."""
-    unknown = np.asarray(results[ALL_UNKNOWN_KEY], bool)
+    unknown = np.asarray(results.extra[ALL_UNKNOWN_KEY], bool)
     count = int(unknown.sum())
     if count:
         logging.warning(
@@ -596,7 +587,7 @@ def _report_all_unknown(results: Mapping[str, np.ndarray], split: str) -> int:
             count,
             unknown.size,
             split,
-            results["doc_id"][unknown][:5].tolist(),
+            results.docs.doc_id[unknown][:5].tolist(),
         )
     return count
 
@@ -730,10 +721,10 @@ def evaluate_run(
                     timing[k] = timing.get(k, 0.0) + float(f[k])
     if timing.get(_TIMING_PREFIX + "skipped_no_tokens", 0) >= n_split:
         raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
-    results = merge_shards(shard_paths, erasure_dir.results_path)
+    results = from_flat(merge_shards(shard_paths, erasure_dir.results_path))
     encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
     erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
-    n_docs = int(results["doc_id"].size)
+    n_docs = results.num_docs
     evaluations = int(_evaluations_per_document(results, config.sufficiency).sum())
     throughput = {
         "documents": n_docs,
@@ -747,7 +738,7 @@ def evaluate_run(
         "backend": jax.default_backend(),
     }
     summary = summarize(results)
-    correct = results["predicted"] == results["label"]
+    correct = results.docs.predicted == results.extra["label"]
     summary["model"] = {
         "arch": run.model_config.arch,
         "which": which,
@@ -759,7 +750,7 @@ def evaluate_run(
         "all_unknown_documents": _report_all_unknown(results, split),
         "documents_in_split": len(texts_split),
     }
-    summary["q10_prediction_mismatch"] = int(np.sum(results["prediction_mismatch"]))
+    summary["q10_prediction_mismatch"] = int(np.sum(results.docs.prediction_mismatch))
     # results.npz is already merged (with the "items/" arrays); the CSVs and summary.json are
     # written from the per-instance arrays in a staging folder, summary.json moved in last.
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".outputs.") as staging:
@@ -771,8 +762,8 @@ def evaluate_run(
     return out_dir
 
 
-def load_erasure_results(out_dir: str) -> tuple[dict[str, np.ndarray], dict]:
-    """(per-instance results dict, summary.json content) of a finished `evaluate_run` folder."""
+def load_erasure_results(out_dir: str) -> tuple[SuiteResults, dict]:
+    """(results, summary.json content) of a finished `evaluate_run` folder."""
     folder = ErasureDir(out_dir)
     out_dir, res_path, sum_path = folder.path, folder.results_path, folder.summary_path
     missing = [p for p in (res_path, sum_path) if not os.path.isfile(p)]
@@ -783,4 +774,4 @@ def load_erasure_results(out_dir: str) -> tuple[dict[str, np.ndarray], dict]:
         )
     with open(sum_path) as f:
         summary = json.load(f)
-    return _load_npz(res_path), summary
+    return from_flat(_load_npz(res_path)), summary

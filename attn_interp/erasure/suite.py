@@ -1,20 +1,16 @@
 """`run_suite`: every erasure test of the paper (and extensions) for one batch, in one jitted call.
 
-Results are a flat `dict[str, np.ndarray]`:
-
-* per-instance arrays `[batch]` (doc_id, seq_len, predicted, single-erasure targets, per-ranking
-  first flips, AOPC, minimum flip set, ...);
-* ragged per-item arrays under keys starting with "items/", the valid entries of every document
-  concatenated in document order (each document contributes `seq_len` entries: per-position values
-  over its valid positions in position order, or per-k curves for k = 1..seq_len).
-
-Both kinds concatenate across batches of different widths (`concatenate_results`).
+`run_suite` checks and normalises its inputs, builds the static `_Spec` of the compilation and
+runs the kernel over chunks of documents that fit the memory budget. One kernel call computes, in
+order: the head on the unmodified weights, every single erasure, every ordering (one stable
+sort), the single-erasure targets, prefix removals along each ranking, AOPC and the exact minimum
+flip set. The results are a `SuiteResults` (`attn_interp.erasure.results`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
@@ -27,20 +23,19 @@ from attn_interp import parallel
 from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams, ErasureConfig
 from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
+from attn_interp.erasure.results import (
+    RANDOM_TARGETS,
+    SINGLE_TARGETS,
+    DocumentStats,
+    ItemArrays,
+    ItemCurve,
+    MinimumFlipSet,
+    RemovalCurve,
+    SingleErasure,
+    SuiteResults,
+    concatenate_results,
+)
 
-# Single-erasure targets: name -> (ranking giving the ordering, position in that ordering).
-SINGLE_TARGETS = {
-    "top": ("attention", 0),
-    "second": ("attention", 1),
-    "lowest": ("attention_asc", 0),
-    "second_lowest": ("attention_asc", 1),
-    "grad_top": ("gradient", 0),
-    "grad_second": ("gradient", 1),
-    "gxa_top": ("grad_x_attention", 0),
-    "gxa_second": ("grad_x_attention", 1),
-}
-# Random comparison items: name -> the top item it is compared with.
-RANDOM_TARGETS = {"rand": "top", "grad_rand": "grad_top", "gxa_rand": "gxa_top"}
 R_INDEX_KEYS = {"attention": "rand", "gradient": "grad_rand", "grad_x_attention": "gxa_rand"}
 
 
@@ -82,19 +77,6 @@ def _ranking_scores(name, alpha, grad, single_js, z):
 
 
 _TARGET_ORDER_RANKINGS = ("attention", "attention_asc", "gradient", "grad_x_attention")
-# Columns of the stacked kernel outputs (unpacked on the host by `_unpack`).
-_TARGET_FLOAT = ("weight", "js", "kl")
-_TARGET_INT = ("index", "flip")
-_RANK_INT = ("k", "gap")
-_RANK_FLOAT = (
-    "frac",
-    "probmass",
-    "gap_frac",
-    "aopc_comp",
-    "aopc_comp_frac",
-    "aopc_suff",
-    "aopc_suff_frac",
-)
 
 
 def _target_names(spec: _Spec) -> tuple[str, ...]:
@@ -110,176 +92,260 @@ def _curve_names(spec: _Spec) -> tuple[str, ...]:
     return spec.ranking_names + spec.extra_names + randoms
 
 
-def _suite_body(*args, head, spec: _Spec):
+class _Base(NamedTuple):
+    """The unmodified head on one batch: what every erasure compares against."""
+
+    alpha: jax.Array  # [B, n] attention weights
+    z: jax.Array | None  # [B, n, C] per-item logits (affine head only)
+    logits: jax.Array  # [B, C]
+    y: jax.Array  # [B] int32, the prediction whose flips are counted
+    y_head: jax.Array  # [B] int32, the head's own argmax
+    p_y: jax.Array  # [B] p(y)
+    grad: jax.Array  # [B, n] d p(y) / d alpha
+    length: jax.Array  # [B] int32
+
+
+class _Singles(NamedTuple):
+    """Zeroing each item alone, `[B, n]` (0 / -1 at padding)."""
+
+    js: jax.Array
+    kl: jax.Array
+    flip: jax.Array  # int32 new decision, -1 when unchanged
+    js_negative: jax.Array  # [B] int32, JS values below 0 before clipping
+    kl_negative: jax.Array  # [B] int32
+
+
+class _Removals(NamedTuple):
+    """Prefix removals along the curve rankings, `[B, R]` (`[B, R, n]` for the curves)."""
+
+    k: jax.Array  # int32 first flip, -1 never
+    p_removed: jax.Array | None  # [B, R, n] p(y) with the top k removed
+    p_kept: jax.Array | None  # [B, R, n] p(y) with only the top k kept
+
+
+def _head_on_weights(values, scores, mask, predicted, kernel, bias, head, spec: _Spec) -> _Base:
+    """Original output of the head (quirk Q10 check) and the gradient of p(yhat) in the weights."""
+    alpha = K.masked_softmax(scores, mask) if spec.use_scores else jnp.where(mask, scores, 0.0)
+    alpha = alpha.astype(values.dtype)
+    z = K.item_logits(values, kernel) if spec.has_affine else None
+    if spec.closed:
+        logits = jnp.einsum("bn,bnc->bc", alpha, z, precision=K.HIGHEST) + bias
+    else:
+        logits = head(values, alpha)
+    y_head = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    y = predicted.astype(jnp.int32) if spec.has_predicted else y_head
+    if spec.closed:
+        grad = K.affine_attention_gradient(z, alpha, mask, bias, y)
+    else:
+        grad = K.attention_gradient(head, values, alpha, mask, y)
+    length = jnp.sum(mask, axis=-1).astype(jnp.int32)
+    p_y = K.predicted_probability(logits, y)
+    return _Base(alpha, z, logits, y, y_head, p_y, grad, length)
+
+
+def _single_erasures(values, mask, bias, base: _Base, head, spec: _Spec) -> _Singles:
+    """Every single erasure; the closed form's divergences come from the exact logit change."""
+    n = mask.shape[1]
+    if spec.closed:  # class-major rows with up to 32 classes
+        single, change = K.closed_form_singles(base.alpha, base.z, bias, unit_mass=spec.use_scores)
+        js_raw, kl_raw = js_and_kl_from_change(base.logits[:, :, None], change, axis=1)
+    else:
+        single = K.blocked_masked_head_logits(
+            head, values, base.alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        )
+        js_raw, kl_raw = js_and_kl_raw(base.logits[:, None, :], single)
+    if isinstance(single, list):
+        pred = K.argmax_rows(single)
+    else:
+        pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
+    return _Singles(
+        js=jnp.where(mask, jnp.clip(js_raw, 0.0, LN2), 0.0),
+        kl=jnp.where(mask, jnp.maximum(kl_raw, 0.0), 0.0),
+        flip=jnp.where(mask & (pred != base.y[:, None]), pred, -1),
+        js_negative=jnp.sum(mask & (js_raw < 0), -1).astype(jnp.int32),
+        kl_negative=jnp.sum(mask & (kl_raw < 0), -1).astype(jnp.int32),
+    )
+
+
+def _orderings(mask, doc_ids, extra_scores, base: _Base, singles: _Singles, spec: _Spec):
+    """Every ordering from one stable sort: built-in rankings, extras, random keys.
+
+    Returns (orders int32 [B, rows, n], ranking name -> row).
+    """
+    names = tuple(dict.fromkeys(_TARGET_ORDER_RANKINGS + spec.ranking_names))
+    rows = [_ranking_scores(nm, base.alpha, base.grad, singles.js, base.z) for nm in names]
+    rows += [s.astype(base.alpha.dtype) for s in extra_scores]
+    score_keys = K.descending_keys(jnp.stack(rows, axis=1), mask[:, None, :])
+    random_keys = K.random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
+    orders = K.ascending_order(
+        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1)
+    )
+    row_of = {name: i for i, name in enumerate(names + spec.extra_names)}
+    row_of.update({f"random{i}": len(row_of) + i for i in range(spec.num_random)})
+    return orders, row_of
+
+
+def _target_items(mask, doc_ids, r_ext, orders, row_of, base: _Base, spec: _Spec):
+    """Positions `[B, T]` of the single-erasure targets and whether each exists."""
+    length = base.length
+    idx, ok = [], []
+    for rname, pos in SINGLE_TARGETS.values():
+        idx.append(orders[:, row_of[rname], pos])
+        ok.append(length >= pos + 1)
+    tops = jnp.stack([idx[list(SINGLE_TARGETS).index(t)] for t in RANDOM_TARGETS.values()], 1)
+    tops = jnp.where(length[:, None] >= 1, tops, 0)
+    u = K.comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
+    r = K.random_other_items(u, mask, tops, spec.random_mode)
+    for j in range(len(RANDOM_TARGETS)):
+        r_j = jnp.where(length >= 2, r_ext[:, j], -1) if spec.r_given[j] else r[:, j]
+        idx.append(r_j)
+        ok.append((length >= 2) & (r_j >= 0))
+    for i in range(spec.num_random):
+        idx.append(orders[:, row_of[f"random{i}"], 0])
+        ok.append(length >= 1)
+    return jnp.stack(idx, axis=1), jnp.stack(ok, axis=1)
+
+
+def _single_targets(t_idx, t_ok, base: _Base, singles: _Singles) -> SingleErasure:
+    """The single erasures of the targets, every field `[B, T]` (-1 / NaN where undefined)."""
+    safe = jnp.clip(t_idx, 0, base.alpha.shape[1] - 1)
+    fl = K.gather_items(jnp.stack([base.alpha, singles.js, singles.kl], -1), safe)  # [B, T, 3]
+    fl = jnp.where(t_ok[..., None], fl, jnp.nan)
+    return SingleErasure(
+        index=jnp.where(t_ok, t_idx, -1),
+        flip=jnp.where(t_ok, jnp.take_along_axis(singles.flip, safe, 1), -1),
+        weight=fl[..., 0],
+        js=fl[..., 1],
+        kl=fl[..., 2],
+    )
+
+
+def _prefix_removals(values, mask, bias, orders, base: _Base, head, spec: _Spec) -> _Removals:
+    """Removing (and keeping only) the top k items of every curve ranking, k = 1..n."""
+    if spec.closed:
+        curves = K.closed_form_removal(
+            base.alpha,
+            base.z,
+            bias,
+            orders,
+            base.y,
+            base.length,
+            kept=spec.sufficiency,
+            probabilities=spec.aopc,
+        )
+        return _Removals(curves["k"], curves.get("p_removed"), curves.get("p_kept"))
+    b, num_r, n = orders.shape
+    tops = (False, True) if spec.sufficiency else (False,)
+
+    def keep_fn(o, m):  # [g, R, n], [g, n] -> [g, R' * n(k), n]
+        keep = jnp.concatenate([K.prefix_keep_masks(o, m, keep_top=t) for t in tops], 1)
+        return keep.reshape(o.shape[0], -1, n)
+
+    logits = K.blocked_masked_head_logits(
+        head, values, base.alpha, keep_fn, (orders, mask), masks_per_doc=len(tops) * num_r * n
+    )
+    logits = logits.reshape(b, len(tops) * num_r, n, -1)
+    k_flip, _ = K.first_flip(logits[:, :num_r], base.y, base.length)
+    if not spec.aopc:
+        return _Removals(k_flip, None, None)
+    p_all = K.predicted_probability(logits, base.y[:, None, None])
+    return _Removals(k_flip, p_all[:, :num_r], p_all[:, num_r:])
+
+
+def _aopc(p_k, base: _Base, spec: _Spec):
+    """AOPC of one curve: (drop [B, R, n], mean over all k [B, R], mean over fractions [B, R])."""
+    b, num_r, n = p_k.shape
+    len_f = jnp.maximum(base.length, 1).astype(p_k.dtype)[:, None]
+    valid_k = jnp.arange(1, n + 1)[None, None, :] <= base.length[:, None, None]
+    frac_k = jnp.stack([aopc_k(base.length, f) for f in spec.aopc_fractions], axis=1) - 1
+    frac_k = jnp.broadcast_to(frac_k[:, None, :], (b, num_r, frac_k.shape[1]))
+    drop = base.p_y[:, None, None] - p_k
+    full = jnp.sum(jnp.where(valid_k, drop, 0.0), axis=2) / len_f
+    return drop, full, jnp.mean(jnp.take_along_axis(drop, frac_k, 2), axis=2)
+
+
+def _removal_curves(orders, removals: _Removals, k_min, base: _Base, spec: _Spec):
+    """Per-ranking statistics `[B, R]`: a `RemovalCurve` (absent fields NaN / -1) and the
+    per-k AOPC drops `(comprehensiveness, sufficiency)` `[B, R, n]` (None without AOPC)."""
+    k = removals.k
+    len_f = jnp.maximum(base.length, 1).astype(base.alpha.dtype)[:, None]
+    frac = jnp.where(k > 0, k / len_f, -1.0)
+    nan = jnp.full_like(frac, jnp.nan)
+    comp = suff = None
+    comp_full = comp_frac = suff_full = suff_frac = nan
+    if spec.aopc:
+        comp, comp_full, comp_frac = _aopc(removals.p_removed, base, spec)
+        suff = comp
+        if spec.sufficiency:
+            suff, suff_full, suff_frac = _aopc(removals.p_kept, base, spec)
+    gap, gap_frac = jnp.full_like(k, -1), nan
+    if k_min is not None:
+        both = (k > 0) & (k_min[:, None] > 0)
+        gap = jnp.where(both, k - k_min[:, None], -1)
+        gap_frac = jnp.where(both, gap / len_f, jnp.nan)
+    curve = RemovalCurve(
+        k=k,
+        gap=gap,
+        frac=frac,
+        probmass=jnp.where(k > 0, K.removed_mass_at(base.alpha, orders, k), -1.0),
+        gap_frac=gap_frac,
+        aopc_comp=comp_full,
+        aopc_comp_frac=comp_frac,
+        aopc_suff=suff_full,
+        aopc_suff_frac=suff_frac,
+    )
+    return curve, (comp, suff)
+
+
+class _KernelOut(NamedTuple):
+    """What one jitted call returns (the leading axis of every field is the batch)."""
+
+    docs: DocumentStats  # doc_id and seq_len are filled in on the host
+    targets: SingleErasure  # [B, T], T = _target_names(spec)
+    curves: RemovalCurve  # [B, R], R = _curve_names(spec)
+    k_min: jax.Array | None  # [B]
+    per_item: tuple | None  # (alpha, gradient, single_js, single_kl, single_flip) [B, n]
+    item_curves: ItemCurve | None  # [B, R, n]
+
+
+def _suite_body(*args, head, spec: _Spec) -> _KernelOut:
     with K.host_sorts(spec.host_sorts):
         return _suite_outputs(*args, head=head, spec=spec)
 
 
 def _suite_outputs(
     values, scores, mask, predicted, doc_ids, r_ext, extra_scores, kernel, bias, *, head, spec
-):
-    dtype = values.dtype
+) -> _KernelOut:
+    """All erasure tests of one batch: single erasures -> orderings -> prefix removals -> AOPC
+    -> minimum flip set."""
     mask = mask.astype(bool)
-    b, n = mask.shape
-    length = jnp.sum(mask, axis=-1).astype(jnp.int32)
-    alpha = K.masked_softmax(scores, mask) if spec.use_scores else jnp.where(mask, scores, 0.0)
-    alpha = alpha.astype(dtype)
-    z = K.item_logits(values, kernel) if spec.has_affine else None
-
-    # Original output of the head on the unmodified weights (quirk Q10 check).
-    if spec.closed:
-        base = jnp.einsum("bn,bnc->bc", alpha, z, precision=K.HIGHEST) + bias
-    else:
-        base = head(values, alpha)
-    y0 = jnp.argmax(base, axis=-1).astype(jnp.int32)
-    y = predicted.astype(jnp.int32) if spec.has_predicted else y0
-    p0_y = K.predicted_probability(base, y)
-
-    # Gradient of p_yhat with respect to the weights as free inputs.
-    if spec.closed:
-        grad = K.affine_attention_gradient(z, alpha, mask, bias, y)
-    else:
-        grad = K.attention_gradient(head, values, alpha, mask, y)
-
-    # All single erasures (class-major rows in the closed form with up to 32 classes). The closed
-    # form's divergences come from the exact change of the logits (class-major).
-    if spec.closed:
-        single, change = K.closed_form_singles(alpha, z, bias, unit_mass=spec.use_scores)
-        js_raw, kl_raw = js_and_kl_from_change(base[:, :, None], change, axis=1)
-    else:
-        single = K.blocked_masked_head_logits(
-            head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
-        )
-        js_raw, kl_raw = js_and_kl_raw(base[:, None, :], single)
-    if isinstance(single, list):
-        single_pred = K.argmax_rows(single)
-    else:
-        single_pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
-    single_js = jnp.where(mask, jnp.clip(js_raw, 0.0, LN2), 0.0)
-    single_kl = jnp.where(mask, jnp.maximum(kl_raw, 0.0), 0.0)
-    single_flip = jnp.where(mask & (single_pred != y[:, None]), single_pred, -1)
-
-    # Every ordering from one stable sort: built-in rankings, extras, random keys.
-    names = tuple(dict.fromkeys(_TARGET_ORDER_RANKINGS + spec.ranking_names))
-    score_rows = [_ranking_scores(name, alpha, grad, single_js, z) for name in names]
-    score_rows += [s.astype(dtype) for s in extra_scores]
-    score_keys = K.descending_keys(jnp.stack(score_rows, axis=1), mask[:, None, :])
-    random_keys = K.random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
-    all_orders = K.ascending_order(
-        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1)
-    )
-    row_of = {name: i for i, name in enumerate(names + spec.extra_names)}
-    row_of.update({f"random{i}": len(row_of) + i for i in range(spec.num_random)})
-
-    # Single-erasure targets (gathered together).
-    target_idx, target_ok = [], []
-    for rname, pos in SINGLE_TARGETS.values():
-        target_idx.append(all_orders[:, row_of[rname], pos])
-        target_ok.append(length >= pos + 1)
-    tops = jnp.stack(
-        [target_idx[list(SINGLE_TARGETS).index(t)] for t in RANDOM_TARGETS.values()], 1
-    )
-    tops = jnp.where(length[:, None] >= 1, tops, 0)
-    u = K.comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
-    r = K.random_other_items(u, mask, tops, spec.random_mode)
-    for j in range(len(RANDOM_TARGETS)):
-        r_j = jnp.where(length >= 2, r_ext[:, j], -1) if spec.r_given[j] else r[:, j]
-        target_idx.append(r_j)
-        target_ok.append((length >= 2) & (r_j >= 0))
-    for i in range(spec.num_random):
-        target_idx.append(all_orders[:, row_of[f"random{i}"], 0])
-        target_ok.append(length >= 1)
-    t_idx = jnp.stack(target_idx, axis=1)  # [B, T]
-    t_ok = jnp.stack(target_ok, axis=1)
-    safe = jnp.clip(t_idx, 0, n - 1)
-    t_float = K.gather_items(jnp.stack([alpha, single_js, single_kl], -1), safe)  # [B, T, 3]
-    t_float = jnp.where(t_ok[..., None], t_float, jnp.nan)
-    t_flip = jnp.where(t_ok, jnp.take_along_axis(single_flip, safe, 1), -1)
-    t_int = jnp.stack([jnp.where(t_ok, t_idx, -1), t_flip], -1)  # [B, T, 2]
-
-    # Prefix removals (and keep-only-top-k) along every ranking with a curve.
+    base = _head_on_weights(values, scores, mask, predicted, kernel, bias, head, spec)
+    singles = _single_erasures(values, mask, bias, base, head, spec)
+    all_orders, row_of = _orderings(mask, doc_ids, extra_scores, base, singles, spec)
+    t_idx, t_ok = _target_items(mask, doc_ids, r_ext, all_orders, row_of, base, spec)
     curve_rows = jnp.asarray([row_of[name] for name in _curve_names(spec)], jnp.int32)
     orders = all_orders[:, curve_rows]  # [B, R, n]
-    num_r = orders.shape[1]
-    len_f = jnp.maximum(length, 1).astype(dtype)[:, None]
-    if spec.closed:
-        curves = K.closed_form_removal(
-            alpha, z, bias, orders, y, length, kept=spec.sufficiency, probabilities=spec.aopc
-        )
-        k_flip = curves["k"]
-        p_removed, p_kept = curves.get("p_removed"), curves.get("p_kept")
-    else:
-        tops = (False, True) if spec.sufficiency else (False,)
-
-        def keep_fn(o, m):  # [g, R, n], [g, n] -> [g, R' * n(k), n]
-            keep = jnp.concatenate([K.prefix_keep_masks(o, m, keep_top=t) for t in tops], 1)
-            return keep.reshape(o.shape[0], -1, n)
-
-        logits = K.blocked_masked_head_logits(
-            head, values, alpha, keep_fn, (orders, mask), masks_per_doc=len(tops) * num_r * n
-        )
-        logits = logits.reshape(b, len(tops) * num_r, n, -1)
-        k_flip, _ = K.first_flip(logits[:, :num_r], y, length)
-        p_removed = p_kept = None
-        if spec.aopc:
-            p_all = K.predicted_probability(logits, y[:, None, None])
-            p_removed, p_kept = p_all[:, :num_r], p_all[:, num_r:]
-
-    probmass = jnp.where(k_flip > 0, K.removed_mass_at(alpha, orders, k_flip), -1.0)
-    frac = jnp.where(k_flip > 0, k_flip / len_f, -1.0)
-    nan = jnp.full_like(frac, jnp.nan)
-    comp = suff = None
-    comp_full = comp_frac = suff_full = suff_frac = nan
-    if spec.aopc:
-        valid_k = jnp.arange(1, n + 1)[None, None, :] <= length[:, None, None]
-        frac_k = jnp.stack([aopc_k(length, f) for f in spec.aopc_fractions], axis=1) - 1  # [B, F]
-        frac_k = jnp.broadcast_to(frac_k[:, None, :], (b, num_r, frac_k.shape[1]))
-
-        def drop_curve(p_k):
-            drop = p0_y[:, None, None] - p_k
-            full = jnp.sum(jnp.where(valid_k, drop, 0.0), axis=2) / len_f
-            return drop, full, jnp.mean(jnp.take_along_axis(drop, frac_k, 2), axis=2)
-
-        comp, comp_full, comp_frac = drop_curve(p_removed)
-        suff = comp
-        if spec.sufficiency:
-            suff, suff_full, suff_frac = drop_curve(p_kept)
-
-    out = {
-        "doc_int": jnp.stack(
-            [
-                y,
-                y0,
-                (y != y0).astype(jnp.int32),
-                jnp.sum(mask & (js_raw < 0), -1),
-                jnp.sum(mask & (kl_raw < 0), -1),
-            ],
-            -1,
-        ).astype(jnp.int32),
-        "p_predicted": p0_y,
-        "t_int": t_int,
-        "t_float": t_float,
-    }
+    removals = _prefix_removals(values, mask, bias, orders, base, head, spec)
+    k_min = None
     if spec.min_flip:
-        k_min, _ = K.minimum_flip_set_from_z(z, alpha, mask, bias, y)
-        out["k_min"] = k_min
-        both = (k_flip > 0) & (k_min[:, None] > 0)
-        gap = jnp.where(both, k_flip - k_min[:, None], -1)
-        gap_frac = jnp.where(both, gap / len_f, jnp.nan)
-    else:
-        gap = jnp.full_like(k_flip, -1)
-        gap_frac = nan
-    out["r_int"] = jnp.stack([k_flip, gap], -1)
-    out["r_float"] = jnp.stack(
-        [frac, probmass, gap_frac, comp_full, comp_frac, suff_full, suff_frac], -1
+        k_min, _ = K.minimum_flip_set_from_z(base.z, base.alpha, mask, bias, base.y)
+    curves, (comp, suff) = _removal_curves(orders, removals, k_min, base, spec)
+    docs = DocumentStats(
+        doc_id=None,
+        seq_len=None,
+        predicted=base.y,
+        predicted_head=base.y_head,
+        prediction_mismatch=base.y != base.y_head,
+        js_clipped=singles.js_negative,
+        kl_clipped=singles.kl_negative,
+        p_predicted=base.p_y,
     )
+    per_item = item_curves = None
     if spec.store_items:
-        out["pos"] = jnp.stack([alpha, grad, single_js, single_kl], -1)
-        out["pos_flip"] = single_flip
-        if spec.aopc:
-            out["curves"] = jnp.stack([comp, suff], -1)  # [B, R, n, 2]
-        out["curve_orders"] = orders
-    return out
+        per_item = (base.alpha, base.grad, singles.js, singles.kl, singles.flip)
+        item_curves = ItemCurve(comp, suff, orders)
+    targets = _single_targets(t_idx, t_ok, base, singles)
+    return _KernelOut(docs, targets, curves, k_min, per_item, item_curves)
 
 
 _suite_kernel = jax.jit(_suite_body, static_argnames=("head", "spec"))
@@ -302,58 +368,52 @@ def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
     return jax.jit(mapped)
 
 
-def _unpack(raw: dict, spec: _Spec, mask_np: np.ndarray, rows: int) -> dict[str, np.ndarray]:
-    """Stacked kernel outputs for one chunk -> named per-instance and ragged item arrays."""
-    raw = {k: np.asarray(v)[:rows] for k, v in raw.items()}
+def _curve_columns(curve: RemovalCurve, spec: _Spec) -> RemovalCurve:
+    """Drops the fields the config did not ask for (they hold -1 / NaN filler)."""
+    return curve._replace(
+        gap=curve.gap if spec.min_flip else None,
+        gap_frac=curve.gap_frac if spec.min_flip else None,
+        aopc_comp=curve.aopc_comp if spec.aopc else None,
+        aopc_comp_frac=curve.aopc_comp_frac if spec.aopc else None,
+        aopc_suff=curve.aopc_suff if spec.aopc and spec.sufficiency else None,
+        aopc_suff_frac=curve.aopc_suff_frac if spec.aopc and spec.sufficiency else None,
+    )
+
+
+def _unpack(raw: _KernelOut, spec: _Spec, mask_np: np.ndarray, ids: np.ndarray) -> SuiteResults:
+    """Kernel outputs of one chunk (`rows = len(ids)` real documents) -> `SuiteResults`."""
+    rows = len(ids)
+    raw = jax.tree.map(lambda x: np.asarray(x)[:rows], raw)
     mask_np = mask_np[:rows]
     length = mask_np.sum(-1)
-    out: dict[str, np.ndarray] = {}
-    doc = raw["doc_int"]
-    out["predicted"], out["predicted_head"] = doc[:, 0], doc[:, 1]
-    out["prediction_mismatch"] = doc[:, 2].astype(bool)
-    out["js_clipped"], out["kl_clipped"] = doc[:, 3], doc[:, 4]
-    out["p_predicted"] = raw["p_predicted"]
-    for t, tname in enumerate(_target_names(spec)):
-        for c, col in enumerate(_TARGET_INT):
-            out[f"single_{tname}_{col}"] = raw["t_int"][:, t, c]
-        for c, col in enumerate(_TARGET_FLOAT):
-            out[f"single_{tname}_{col}"] = raw["t_float"][:, t, c]
-    for top, rand, prefix in (
-        ("top", "rand", ""),
-        ("grad_top", "grad_rand", "grad_"),
-        ("gxa_top", "gxa_rand", "gxa_"),
-    ):
-        for col, short in (("weight", "alpha"), ("js", "js")):
-            out[f"{prefix}delta_{short}"] = out[f"single_{top}_{col}"] - out[f"single_{rand}_{col}"]
+    docs = raw.docs._replace(doc_id=ids.astype(np.int64), seq_len=length.astype(np.int32))
+    singles = {
+        name: SingleErasure(*(x[:, t] for x in raw.targets))
+        for t, name in enumerate(_target_names(spec))
+    }
+    names = _curve_names(spec)
+    rankings = {
+        name: _curve_columns(RemovalCurve(*(x[:, j] for x in raw.curves)), spec)
+        for j, name in enumerate(names)
+    }
+    min_flip = None
     if spec.min_flip:
-        k_min = raw["k_min"]
-        out["k_min"] = k_min
-        out["k_min_frac"] = np.where(k_min > 0, k_min / np.maximum(length, 1), -1.0)
-    for j, name in enumerate(_curve_names(spec)):
-        for c, col in enumerate(_RANK_INT):
-            if col == "gap" and not spec.min_flip:
-                continue
-            out[f"rank_{name}_{col}"] = raw["r_int"][:, j, c]
-        for c, col in enumerate(_RANK_FLOAT):
-            if (
-                (col == "gap_frac" and not spec.min_flip)
-                or (col.startswith("aopc") and not spec.aopc)
-                or (col.startswith("aopc_suff") and not spec.sufficiency)
-            ):
-                continue
-            out[f"rank_{name}_{col}"] = raw["r_float"][:, j, c]
+        k_min = raw.k_min
+        min_flip = MinimumFlipSet(k_min, np.where(k_min > 0, k_min / np.maximum(length, 1), -1.0))
+    items = None
     if spec.store_items:
-        for c, col in enumerate(("alpha", "gradient", "single_js", "single_kl")):
-            out[f"items/{col}"] = raw["pos"][..., c][mask_np]
-        out["items/single_flip"] = raw["pos_flip"][mask_np]
         k_valid = np.arange(mask_np.shape[1])[None, :] < length[:, None]
-        for j, name in enumerate(_curve_names(spec)):
-            if spec.aopc:
-                out[f"items/comp_{name}"] = raw["curves"][:, j, :, 0][k_valid]
-            if spec.sufficiency:
-                out[f"items/suff_{name}"] = raw["curves"][:, j, :, 1][k_valid]
-            out[f"items/order_{name}"] = raw["curve_orders"][:, j][k_valid]
-    return out
+        c = raw.item_curves
+        curves = {
+            name: ItemCurve(
+                c.comp[:, j][k_valid] if spec.aopc else None,
+                c.suff[:, j][k_valid] if spec.sufficiency else None,
+                c.order[:, j][k_valid],
+            )
+            for j, name in enumerate(names)
+        }
+        items = ItemArrays(*(x[mask_np] for x in raw.per_item), curves)
+    return SuiteResults(docs, singles, rankings, min_flip, items, {})
 
 
 def estimate_bytes_per_document(
@@ -390,7 +450,7 @@ def run_suite(
     weights: jax.Array | np.ndarray | None = None,
     doc_ids: np.ndarray | None = None,
     mesh: Mesh | None = None,
-) -> dict[str, np.ndarray]:
+) -> SuiteResults:
     """Run all erasure tests on one batch of attention inputs.
 
     Args:
@@ -419,7 +479,7 @@ def run_suite(
         divide the device count.
 
     Returns:
-      dict of numpy arrays, see the module docstring.
+      a `SuiteResults` of numpy arrays (`attn_interp.erasure.results`).
     """
     values = jnp.asarray(values)
     if values.ndim != 3:
@@ -570,36 +630,9 @@ def run_suite(
         else:
             args = [x[take] for x in inputs]
             extras = tuple(x[take] for x in extra_arrays)
-        raw = run_kernel(*args, extras, kernel, bias)
-        raw = jax.device_get(raw)
-        pieces.append(_unpack(raw, spec, mask_np[start:stop], stop - start))
-    results = concatenate_results(pieces)
-    results["doc_id"] = ids_np.astype(np.int64)
-    results["seq_len"] = length.astype(np.int32)
-    return results
-
-
-def concatenate_results(parts: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Concatenate results of several batches (same keys) into one results dict."""
-    if not parts:
-        raise ValueError("nothing to concatenate.")
-    keys = list(parts[0])
-    for p in parts[1:]:
-        if set(p) != set(keys):
-            raise ValueError(
-                f"results have different keys: {sorted(set(p) ^ set(keys))[:10]} "
-                "(were they produced with the same config and head type?)."
-            )
-    if len(parts) == 1:
-        return {k: np.asarray(v) for k, v in parts[0].items()}
-    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in keys}
-
-
-def ranking_names(results: Mapping[str, np.ndarray]) -> list[str]:
-    """The rankings present in a results dict, in insertion order."""
-    return [
-        k[len("rank_") : -len("_k")] for k in results if k.startswith("rank_") and k.endswith("_k")
-    ]
+        raw = jax.device_get(run_kernel(*args, extras, kernel, bias))
+        pieces.append(_unpack(raw, spec, mask_np[start:stop], ids_np[start:stop]))
+    return concatenate_results(pieces)
 
 
 _FRACTION_DENOMINATOR = 10_000

@@ -1,20 +1,12 @@
-"""`summarize`: JSON-ready statistics of a results dict (paper.md sections 5-8 and 12)."""
+"""`summarize`: JSON-ready statistics of a `SuiteResults` (the paper's sections 5-8 and 12)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 
-from attn_interp.erasure.suite import ranking_names
-
-# (label, top target, random target) for Table 2 and the share of negative delta JS.
-COMPARISONS = (
-    ("attention", "top", "rand", ""),
-    ("gradient", "grad_top", "grad_rand", "grad_"),
-    ("grad_x_attention", "gxa_top", "gxa_rand", "gxa_"),
-)
+from attn_interp.erasure.results import COMPARISONS, SuiteResults, random_ranking_names
 
 
 def _num(x) -> float | None:
@@ -49,52 +41,49 @@ def compare_removal_counts(k_a: np.ndarray, k_b: np.ndarray) -> dict[str, np.nda
     }
 
 
-def summarize(results: Mapping[str, np.ndarray]) -> dict:
-    """Aggregate statistics over instances with more than one item (n = 1 and empty are counted).
+def decision_flip_shares(f_top: np.ndarray, f_rand: np.ndarray) -> dict[str, float | None]:
+    """Table 2 cells in percent: which of the top and the random item flips the decision."""
+    return {
+        "both": _percent(f_top & f_rand),
+        "only_top": _percent(f_top & ~f_rand),
+        "only_random": _percent(~f_top & f_rand),
+        "neither": _percent(~f_top & ~f_rand),
+    }
 
-    Returns a JSON-ready dict: counts, Q10 prediction mismatches, clipped divergences, never-flip
-    shares, Table 2 percentages, shares of delta JS < 0, pairwise "which ranking flips sooner",
-    "attention provably not optimal" (and the exact k_attention > k_min version), optimality gaps,
-    AOPC and fraction / probability-mass statistics per ranking.
-    """
-    seq_len = np.asarray(results["seq_len"])
+
+def _counts(results: SuiteResults) -> dict:
+    seq_len = np.asarray(results.docs.seq_len)
     inc = seq_len > 1
-    n_inc = int(inc.sum())
-    out: dict = {
+    docs = results.docs
+    return {
         "counts": {
             "total": int(seq_len.size),
-            "included_n_gt_1": n_inc,
+            "included_n_gt_1": int(inc.sum()),
             "excluded_n_eq_1": int((seq_len == 1).sum()),
             "excluded_empty": int((seq_len == 0).sum()),
         },
         "prediction_mismatch": {
-            "all": int(np.sum(results["prediction_mismatch"] & (seq_len > 0))),
-            "included": int(np.sum(results["prediction_mismatch"] & inc)),
+            "all": int(np.sum(docs.prediction_mismatch & (seq_len > 0))),
+            "included": int(np.sum(docs.prediction_mismatch & inc)),
         },
         "negative_divergences_clipped": {
-            "js": int(np.sum(results["js_clipped"][inc])),
-            "kl": int(np.sum(results["kl_clipped"][inc])),
+            "js": int(np.sum(docs.js_clipped[inc])),
+            "kl": int(np.sum(docs.kl_clipped[inc])),
         },
     }
-    names = ranking_names(results)
-    k = {name: np.asarray(results[f"rank_{name}_k"])[inc] for name in names}
 
-    out["never_flip_share"] = {name: _mean(k[name] == -1) for name in names}
 
+def _comparisons(results: SuiteResults, inc: np.ndarray) -> dict:
     table2, neg_js = {}, {}
-    for label, top, rand, prefix in COMPARISONS:
-        f_top = np.asarray(results[f"single_{top}_flip"])[inc] != -1
-        f_rand = np.asarray(results[f"single_{rand}_flip"])[inc] != -1
-        table2[label] = {
-            "both": _percent(f_top & f_rand),
-            "only_top": _percent(f_top & ~f_rand),
-            "only_random": _percent(~f_top & f_rand),
-            "neither": _percent(~f_top & ~f_rand),
-        }
-        neg_js[label] = _mean(np.asarray(results[f"{prefix}delta_js"])[inc] < 0)
-    out["table2_percent"] = table2
-    out["delta_js_negative_share"] = neg_js
+    for comp in COMPARISONS:
+        f_top = np.asarray(results.singles[comp.top].flip)[inc] != -1
+        f_rand = np.asarray(results.singles[comp.rand].flip)[inc] != -1
+        table2[comp.label] = decision_flip_shares(f_top, f_rand)
+        neg_js[comp.label] = _mean(results.delta(comp)[inc] < 0)
+    return {"table2_percent": table2, "delta_js_negative_share": neg_js}
 
+
+def _pairwise(k: dict[str, np.ndarray], n_inc: int) -> dict:
     pairwise, not_optimal = {}, {}
     if "attention" in k:
         union = np.zeros(n_inc, bool)
@@ -114,39 +103,43 @@ def summarize(results: Mapping[str, np.ndarray]) -> dict:
             union |= c["b_fewer"]
         if len(not_optimal) == 2:
             not_optimal["gradient_or_grad_x_attention"] = _mean(union)
-    out["pairwise"] = pairwise
-    out["attention_provably_not_optimal"] = not_optimal
+    return {"pairwise": pairwise, "attention_provably_not_optimal": not_optimal}
 
-    if "k_min" in results:
-        k_min = np.asarray(results["k_min"])[inc]
-        seq = seq_len[inc]
-        exact: dict = {
-            "never_flip_share": _mean(k_min == -1),
-            "mean_fraction": _mean(k_min[k_min > 0] / seq[k_min > 0]),
-            "median_fraction": _median(k_min[k_min > 0] / seq[k_min > 0]),
-            "per_ranking": {},
+
+def _minimum_flip_set(results: SuiteResults, k: dict[str, np.ndarray], inc: np.ndarray) -> dict:
+    k_min = np.asarray(results.min_flip.k)[inc]
+    seq = np.asarray(results.docs.seq_len)[inc]
+    exact: dict = {
+        "never_flip_share": _mean(k_min == -1),
+        "mean_fraction": _mean(k_min[k_min > 0] / seq[k_min > 0]),
+        "median_fraction": _median(k_min[k_min > 0] / seq[k_min > 0]),
+        "per_ranking": {},
+    }
+    for name, kr in k.items():
+        both = (kr > 0) & (k_min > 0)
+        gap = (kr - k_min)[both]
+        exact["per_ranking"][name] = {
+            "not_optimal_share": _mean((both & (kr > k_min)) | ((kr == -1) & (k_min > 0))),
+            "optimal_share": _mean(both & (kr == k_min)),
+            "mean_gap": _mean(gap),
+            "median_gap": _median(gap),
+            "mean_gap_fraction": _mean(gap / seq[both]),
         }
-        for name in names:
-            kr = k[name]
-            both = (kr > 0) & (k_min > 0)
-            gap = (kr - k_min)[both]
-            exact["per_ranking"][name] = {
-                "not_optimal_share": _mean((both & (kr > k_min)) | ((kr == -1) & (k_min > 0))),
-                "optimal_share": _mean(both & (kr == k_min)),
-                "mean_gap": _mean(gap),
-                "median_gap": _median(gap),
-                "mean_gap_fraction": _mean(gap / seq[both]),
-            }
-        if "attention" in names:
-            exact["attention_not_optimal"] = exact["per_ranking"]["attention"]["not_optimal_share"]
-        out["minimum_flip_set"] = exact
+    if "attention" in k:
+        exact["attention_not_optimal"] = exact["per_ranking"]["attention"]["not_optimal_share"]
+    return exact
 
+
+_AOPC_FIELDS = ("aopc_comp", "aopc_comp_frac", "aopc_suff", "aopc_suff_frac")
+
+
+def _per_ranking(results: SuiteResults, k: dict[str, np.ndarray], inc: np.ndarray) -> dict:
     per_ranking = {}
-    for name in names:
-        kr = k[name]
+    for name, kr in k.items():
+        curve = results.rankings[name]
         flipped = kr > 0
-        frac = np.asarray(results[f"rank_{name}_frac"])[inc][flipped]
-        mass = np.asarray(results[f"rank_{name}_probmass"])[inc][flipped]
+        frac = np.asarray(curve.frac)[inc][flipped]
+        mass = np.asarray(curve.probmass)[inc][flipped]
         stats = {
             "flipped": int(flipped.sum()),
             "mean_fraction": _mean(frac),
@@ -155,12 +148,31 @@ def summarize(results: Mapping[str, np.ndarray]) -> dict:
             "mean_probmass": _mean(mass),
             "median_probmass": _median(mass),
         }
-        for key in ("aopc_comp", "aopc_comp_frac", "aopc_suff", "aopc_suff_frac"):
-            if f"rank_{name}_{key}" in results:
-                stats[key] = _mean(np.asarray(results[f"rank_{name}_{key}"])[inc])
+        for field in _AOPC_FIELDS:
+            if getattr(curve, field) is not None:
+                stats[field] = _mean(np.asarray(getattr(curve, field))[inc])
         per_ranking[name] = stats
-    out["per_ranking"] = per_ranking
-    randoms = [n for n in names if n.startswith("random") and n[6:].isdigit()]
+    return per_ranking
+
+
+def summarize(results: SuiteResults) -> dict:
+    """Aggregate statistics over instances with more than one item (n = 1 and empty are counted).
+
+    Returns a JSON-ready dict: counts, Q10 prediction mismatches, clipped divergences, never-flip
+    shares, Table 2 percentages, shares of delta JS < 0, pairwise "which ranking flips sooner",
+    "attention provably not optimal" (and the exact k_attention > k_min version), optimality gaps,
+    AOPC and fraction / probability-mass statistics per ranking.
+    """
+    inc = results.included
+    out = _counts(results)
+    k = {name: np.asarray(c.k)[inc] for name, c in results.rankings.items()}
+    out["never_flip_share"] = {name: _mean(kr == -1) for name, kr in k.items()}
+    out.update(_comparisons(results, inc))
+    out.update(_pairwise(k, int(inc.sum())))
+    if results.min_flip is not None:
+        out["minimum_flip_set"] = _minimum_flip_set(results, k, inc)
+    out["per_ranking"] = per_ranking = _per_ranking(results, k, inc)
+    randoms = random_ranking_names(list(k))
     if randoms:
         means = [per_ranking[n]["mean_fraction"] for n in randoms]
         means = [m for m in means if m is not None]
