@@ -270,14 +270,24 @@ def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionIn
     return lambda tokens: _forward(model, tokens)
 
 
-def _make_head(model: nnx.Module) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """A pure (hashable, stateless) version of `model.head` for the engine's mask path."""
+@dataclasses.dataclass(frozen=True)
+class _ModelHead:
+    """`model.head` as `head(state, values, weights)` for `run_suite(head_state=state)`.
+
+    Hashable by the model's graph definition only: models of one architecture share the compiled
+    kernel, and their parameters stay dynamic arguments (not constants of the program).
+    """
+
+    graphdef: Any
+
+    def __call__(self, state, values: jax.Array, weights: jax.Array) -> jax.Array:
+        return nnx.merge(self.graphdef, state).head(values, weights)
+
+
+def _make_head(model: nnx.Module) -> tuple[_ModelHead, Any]:
+    """(head, head_state) of `model` for the engine's mask path."""
     graphdef, state = nnx.split(model)
-
-    def head(values, weights):
-        return nnx.merge(graphdef, state).head(values, weights)
-
-    return head
+    return _ModelHead(graphdef), state
 
 
 class _Timer:
@@ -353,7 +363,8 @@ def _run_batches(
                 values,
                 scores,
                 mask,
-                head=head,
+                head=head[0],
+                head_state=head[1],
                 affine=affine,
                 predicted=predicted,
                 config=config,
@@ -513,7 +524,7 @@ class _Work(NamedTuple):
 
     run: Any
     forward: Callable
-    head: Callable
+    head: tuple[_ModelHead, Any]  # (head, head_state) for run_suite
     affine: AffineParams
     config: ErasureConfig
     timers: tuple[_Timer, _Timer]  # encoder, suite
@@ -623,7 +634,7 @@ def evaluate_run(
       which: "best" or "latest" checkpoint.
       overwrite: delete earlier results in `out_dir` (of any setup) and start over.
       mesh: split each batch's documents over this `jax.sharding.Mesh` (axis "data",
-        `attn_interp.parallel.data_mesh()`; default `parallel.current_mesh()`, None = one device).
+        `attn_interp.parallel.data_mesh()`; None = one device).
         Results equal one device's up to float rounding: the work is per document.
 
     Memory: the split is encoded one shard at a time (shard s = split positions
@@ -659,8 +670,8 @@ def evaluate_run(
     hier = run.model_config.hierarchical
     if len(texts_split) == 0:
         raise ValueError(f"the {split} split of {run.workdir} has no documents.")
-    mesh = parallel.resolve_mesh(mesh)
     if mesh is not None:
+        mesh = parallel.resolve_mesh(mesh)  # checks its axes
         parallel.replicate(run.model, mesh)
 
     erasure_dir = ErasureDir(out_dir or os.path.join(run.workdir, ERASURE_DIR))

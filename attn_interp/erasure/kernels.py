@@ -12,10 +12,8 @@ An erasure that removes every item gives all-zero weights, i.e. the bias-only ou
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -506,46 +504,34 @@ def lax_stable_argsort(key: jax.Array) -> jax.Array:
     return jax.lax.sort((key, pos), dimension=key.ndim - 1, num_keys=1, is_stable=True)[1]
 
 
-_HOST_SORTS = contextvars.ContextVar("attn_interp_host_sorts", default=True)
-
-
-@contextlib.contextmanager
-def host_sorts(enabled: bool) -> Iterator[None]:
-    """Within the block, functions traced by `sort_last_axis` / `stable_argsort` use the numpy
-    callbacks on CPU (`enabled`, the default) or `jax.lax.sort` on every platform.
-
-    The per-device suite over several CPU devices turns them off: each device would block one
-    thread of XLA:CPU's shared pool inside its callback while the callback's own input transfer
-    waits for a free thread of that pool, which can deadlock when devices >= threads.
-    """
-    token = _HOST_SORTS.set(enabled)
-    try:
-        yield
-    finally:
-        _HOST_SORTS.reset(token)
-
-
-def sort_last_axis(x: jax.Array) -> jax.Array:
+def sort_last_axis(x: jax.Array, *, host_sorts: bool = True) -> jax.Array:
     """Ascending sort of int32 `x [..., items]` along its last axis.
 
-    On CPU the rows go to numpy's vectorised sort through `jax.pure_callback`: XLA:CPU's sort is
-    about 10x slower for rows of hundreds of items (see `experiments/benchmark_erasure.py`). Other
-    platforms (and `host_sorts(False)`) use `jax.lax.sort`. Both give the same (unique) result.
+    With `host_sorts` on CPU the rows go to numpy's vectorised sort through `jax.pure_callback`
+    (XLA:CPU's sort is much slower for rows of hundreds of items, see
+    `experiments/benchmark_erasure.py`); other platforms, and `host_sorts=False`, use
+    `jax.lax.sort`. Both give the same (unique) result. `host_sorts` is fixed at trace time, so
+    jitted callers take it as a static argument.
+
+    `host_sorts=False` is for code run per device under `jax.shard_map` on several CPU devices:
+    each device would block one thread of XLA:CPU's shared pool inside its callback while the
+    callback's own input transfer waits for a free thread of that pool (a deadlock when
+    devices >= threads).
     """
-    if not _HOST_SORTS.get():
+    if not host_sorts:
         return lax_sort_last_axis(x)
     return jax.lax.platform_dependent(
         x, cpu=lambda v: _on_cpu_host(_host_sort, v), default=lax_sort_last_axis
     )
 
 
-def stable_argsort(key: jax.Array) -> jax.Array:
+def stable_argsort(key: jax.Array, *, host_sorts: bool = True) -> jax.Array:
     """Positions of an ascending stable sort of int32 `key [..., items]` (ties by position).
 
-    On CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere (and under
-    `host_sorts(False)`) `lax_stable_argsort`. Returns int32 `[..., items]`.
+    With `host_sorts` on CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere
+    `lax_stable_argsort`. Returns int32 `[..., items]`.
     """
-    if not _HOST_SORTS.get():
+    if not host_sorts:
         return lax_stable_argsort(key)
     return jax.lax.platform_dependent(
         key, cpu=lambda v: _on_cpu_host(_host_stable_argsort, v), default=lax_stable_argsort
@@ -558,7 +544,7 @@ def _float_key(x: jax.Array) -> jax.Array:
     return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
 
 
-def _sort_descending_values(x: jax.Array) -> jax.Array:
+def _sort_descending_values(x: jax.Array, host_sorts: bool) -> jax.Array:
     """Values of `x [..., items]` sorted descending along the last axis.
 
     Float32 goes through an int32 sort of order-preserving keys (`sort_last_axis`: exact, and much
@@ -566,7 +552,7 @@ def _sort_descending_values(x: jax.Array) -> jax.Array:
     """
     if jnp.dtype(x.dtype).itemsize > 4:
         return -jnp.sort(-x, axis=-1)
-    key = sort_last_axis(_float_key(-x))
+    key = sort_last_axis(_float_key(-x), host_sorts=host_sorts)
     return -jax.lax.bitcast_convert_type(_float_key_inverse(key), jnp.float32).astype(x.dtype)
 
 
@@ -586,21 +572,21 @@ def descending_keys(scores: jax.Array, mask: jax.Array) -> jax.Array:
     return _float_key(key)
 
 
-def ascending_order(key: jax.Array) -> jax.Array:
+def ascending_order(key: jax.Array, *, host_sorts: bool = True) -> jax.Array:
     """Stable ascending argsort of int32 or float64 keys `[..., items]` -> int32 positions
     (`stable_argsort` for int32 keys; `jnp.argsort(stable=True)` for float keys)."""
     if jnp.issubdtype(key.dtype, jnp.integer):
-        return stable_argsort(key.astype(jnp.int32))
+        return stable_argsort(key.astype(jnp.int32), host_sorts=host_sorts)
     return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
 
 
-def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
+def descending_order(scores: jax.Array, mask: jax.Array, *, host_sorts: bool = True) -> jax.Array:
     """Stable descending argsort of `scores [..., items]`: ties keep position order, padding last.
 
     Returns int32 positions. Float32 (and narrower) scores are mapped to order-preserving int32 keys
     and go through `stable_argsort`; float64 scores use `jnp.argsort(stable=True)`.
     """
-    return ascending_order(descending_keys(scores, mask))
+    return ascending_order(descending_keys(scores, mask), host_sorts=host_sorts)
 
 
 def document_keys(seed: int | jax.Array, doc_ids: jax.Array) -> jax.Array:
@@ -645,11 +631,13 @@ def valid_ranks(mask: jax.Array) -> jax.Array:
     return jnp.where(mask, jnp.cumsum(mask, axis=-1, dtype=jnp.int32) - 1, -1)
 
 
-def random_orderings(mask: jax.Array, doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
+def random_orderings(
+    mask: jax.Array, doc_ids: jax.Array, seed: int, num: int, *, host_sorts: bool = True
+) -> jax.Array:
     """`num` uniform random orderings of each document's valid positions (padding last): the
     sorted `random_sort_keys`. mask `[batch, items]`, doc_ids int `[batch]`. Returns int32
     `[batch, num, items]`."""
-    return ascending_order(random_sort_keys(mask, doc_ids, seed, num))
+    return ascending_order(random_sort_keys(mask, doc_ids, seed, num), host_sorts=host_sorts)
 
 
 def comparison_uniforms(doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
@@ -735,7 +723,7 @@ def _flip_terms(z, alpha, mask, bias, predicted):
     return jnp.where(mask[..., None], t, 0.0)
 
 
-def _greedy_flip_counts(t, alpha, mask, predicted):
+def _greedy_flip_counts(t, alpha, mask, predicted, host_sorts: bool):
     """Per class c != y, the fewest removals (largest t first) that leave survivors with
     sum_T t < 0, or = 0 when c < y (argmax ties go to the first class). `[batch, classes]`,
     `items + 1` where no proper subset flips towards c.
@@ -748,7 +736,7 @@ def _greedy_flip_counts(t, alpha, mask, predicted):
     valid = jnp.moveaxis(mask[..., None], 1, 2)  # [B, 1, n]
     t_cls = jnp.moveaxis(t, 1, 2)  # [B, C, n]
     # Only the sorted values are needed per class: a plain value sort, padding (-inf) last.
-    t_sorted = _sort_descending_values(jnp.where(valid, t_cls, -jnp.inf))
+    t_sorted = _sort_descending_values(jnp.where(valid, t_cls, -jnp.inf), host_sorts)
     t_sorted = jnp.where(jnp.isfinite(t_sorted), t_sorted, 0.0)
     rest = _scan(t_sorted, 2, True, exclusive=True)  # survivors' sum after k = 1..n removals
     # A tie keeps mass only if a survivor has t != 0 (the smallest term, always kept, is < 0) or
@@ -763,7 +751,7 @@ def _greedy_flip_counts(t, alpha, mask, predicted):
     return jnp.where(jnp.arange(num_classes)[None, :] == predicted[:, None], n + 1, k_c)
 
 
-def _member_order(t_best, alpha, mask):
+def _member_order(t_best, alpha, mask, host_sorts: bool):
     """Removal order of the best class's minimum set: t descending, and among t = 0 the
     weightless items first (a tie needs a weighted survivor). `[batch, items]`."""
     if jnp.dtype(t_best.dtype).itemsize > 4:
@@ -773,11 +761,17 @@ def _member_order(t_best, alpha, mask):
     # int32 keys: t = 0 maps to 0 and the smallest positive t to -2; -1 (-0.0) is unused.
     key = descending_keys(t_best, mask)
     key = jnp.where(mask & (t_best == 0) & (alpha <= 0), -1, key)
-    return ascending_order(key)
+    return ascending_order(key, host_sorts=host_sorts)
 
 
 def minimum_flip_set_from_z(
-    z: jax.Array, alpha: jax.Array, mask: jax.Array, bias: jax.Array, predicted: jax.Array
+    z: jax.Array,
+    alpha: jax.Array,
+    mask: jax.Array,
+    bias: jax.Array,
+    predicted: jax.Array,
+    *,
+    host_sorts: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Smallest set of items whose removal (with renormalisation) changes the affine decision.
 
@@ -791,7 +785,7 @@ def minimum_flip_set_from_z(
     """
     n = z.shape[1]
     t = _flip_terms(z, alpha, mask, bias, predicted)
-    k_c = _greedy_flip_counts(t, alpha, mask, predicted)
+    k_c = _greedy_flip_counts(t, alpha, mask, predicted, host_sorts)
     best_class = jnp.argmin(k_c, axis=1)
     k_best = jnp.min(k_c, axis=1)
     weighted = mask & (alpha > 0)
@@ -800,6 +794,6 @@ def minimum_flip_set_from_z(
     found = (k_best <= n) & ~bias_flips
     k_min = jnp.where(found, k_best, jnp.where(bias_flips, k_bias, -1)).astype(jnp.int32)
     t_best = jnp.take_along_axis(t, best_class[:, None, None], axis=2)[..., 0]  # [B, n]
-    rank = ranks_of(_member_order(t_best, alpha, mask))
+    rank = ranks_of(_member_order(t_best, alpha, mask, host_sorts))
     members = jnp.where(found[:, None], rank < k_best[:, None], bias_flips[:, None] & weighted)
     return k_min, members & mask

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +57,8 @@ class _Spec(NamedTuple):
     min_flip: bool  # exact minimum flip set and gaps: affine head and config.minimum_flip_set
     r_given: tuple[bool, bool, bool]
     store_items: bool
-    host_sorts: bool  # numpy sort callbacks on CPU (off in the per-device suite, see K.host_sorts)
+    host_sorts: bool  # numpy sort callbacks on CPU (off per device, see K.sort_last_axis)
+    head_state: bool  # head is called as head(head_state, values, weights)
 
 
 def _ranking_scores(name, alpha, grad, single_js, z):
@@ -178,7 +179,8 @@ def _orderings(mask, doc_ids, extra_scores, base: _Base, singles: _Singles, spec
     score_keys = K.descending_keys(jnp.stack(rows, axis=1), mask[:, None, :])
     random_keys = K.random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
     orders = K.ascending_order(
-        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1)
+        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1),
+        host_sorts=spec.host_sorts,
     )
     row_of = {name: i for i, name in enumerate(names + spec.extra_names)}
     row_of.update({f"random{i}": len(row_of) + i for i in range(spec.num_random)})
@@ -308,17 +310,26 @@ class _KernelOut(NamedTuple):
     item_curves: ItemCurve | None  # [B, R, n]
 
 
-def _suite_body(*args, head, spec: _Spec) -> _KernelOut:
-    with K.host_sorts(spec.host_sorts):
-        return _suite_outputs(*args, head=head, spec=spec)
-
-
 def _suite_outputs(
-    values, scores, mask, predicted, doc_ids, r_ext, extra_scores, kernel, bias, *, head, spec
+    values,
+    scores,
+    mask,
+    predicted,
+    doc_ids,
+    r_ext,
+    extra_scores,
+    kernel,
+    bias,
+    head_state,
+    *,
+    head,
+    spec,
 ) -> _KernelOut:
     """All erasure tests of one batch: single erasures -> orderings -> prefix removals -> AOPC
     -> minimum flip set."""
     mask = mask.astype(bool)
+    if spec.head_state:
+        head = functools.partial(head, head_state)
     base = _head_on_weights(values, scores, mask, predicted, kernel, bias, head, spec)
     singles = _single_erasures(values, mask, bias, base, head, spec)
     all_orders, row_of = _orderings(mask, doc_ids, extra_scores, base, singles, spec)
@@ -328,7 +339,9 @@ def _suite_outputs(
     removals = _prefix_removals(values, mask, bias, orders, base, head, spec)
     k_min = None
     if spec.min_flip:
-        k_min, _ = K.minimum_flip_set_from_z(base.z, base.alpha, mask, bias, base.y)
+        k_min, _ = K.minimum_flip_set_from_z(
+            base.z, base.alpha, mask, bias, base.y, host_sorts=spec.host_sorts
+        )
     curves, (comp, suff) = _removal_curves(orders, removals, k_min, base, spec)
     docs = DocumentStats(
         doc_id=None,
@@ -348,7 +361,7 @@ def _suite_outputs(
     return _KernelOut(docs, targets, curves, k_min, per_item, item_curves)
 
 
-_suite_kernel = jax.jit(_suite_body, static_argnames=("head", "spec"))
+_suite_kernel = jax.jit(_suite_outputs, static_argnames=("head", "spec"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -361,9 +374,9 @@ def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
     threads every thread could end up waiting inside a callback (a deadlock).
     """
     rows = P(parallel.DATA_AXIS)
-    body = functools.partial(_suite_body, head=head, spec=spec)
+    body = functools.partial(_suite_outputs, head=head, spec=spec)
     mapped = jax.shard_map(
-        body, mesh=mesh, in_specs=(rows,) * 7 + (P(), P()), out_specs=rows, check_vma=False
+        body, mesh=mesh, in_specs=(rows,) * 7 + (P(), P(), P()), out_specs=rows, check_vma=False
     )
     return jax.jit(mapped)
 
@@ -436,12 +449,220 @@ def _as_int_array(x, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+class _Inputs(NamedTuple):
+    """Checked inputs of `run_suite` (host numpy or device arrays, as the kernel takes them)."""
+
+    values: jax.Array  # [B, n, d]
+    attn: jax.Array  # [B, n] scores or weights, values' dtype
+    mask: np.ndarray  # bool [B, n]
+    predicted: np.ndarray  # int32 [B] (zeros when not given)
+    doc_ids: np.ndarray  # [B]
+    r_ext: np.ndarray  # int32 [B, 3] external random comparison items (-1: not given)
+    extra_names: tuple[str, ...]
+    extra_scores: tuple[jax.Array, ...]  # [B, n] each
+    kernel: jax.Array  # [d, C] (a scalar zero without an affine head)
+    bias: jax.Array  # [C]
+    num_classes: int
+
+
+def _check_arrays(values, scores, weights, mask) -> tuple[jax.Array, jax.Array, np.ndarray]:
+    values = jnp.asarray(values)
+    if values.ndim != 3:
+        raise ValueError(f"values must be [batch, items, dim], got shape {values.shape}.")
+    if not jnp.issubdtype(values.dtype, jnp.floating):
+        raise ValueError(f"values must be floating point, got {values.dtype}.")
+    b, n, _ = values.shape
+    mask_np = np.asarray(mask).astype(bool)
+    if mask_np.shape != (b, n):
+        raise ValueError(f"mask must have shape {(b, n)} to match values, got {mask_np.shape}.")
+    if (scores is None) == (weights is None):
+        raise ValueError("pass exactly one of scores (masked softmax is applied) or weights.")
+    attn = jnp.asarray(scores if scores is not None else weights, dtype=values.dtype)
+    if attn.shape != (b, n):
+        raise ValueError(f"scores/weights must have shape {(b, n)}, got {attn.shape}.")
+    return values, attn, mask_np
+
+
+def _check_affine(affine, values: jax.Array):
+    """(kernel [d, C], bias [C]) in values' dtype; scalar zeros without an affine head."""
+    if affine is None:
+        return jnp.zeros((), values.dtype), jnp.zeros((), values.dtype)
+    d = values.shape[2]
+    kernel, bias = (jnp.asarray(a, dtype=values.dtype) for a in affine)
+    if kernel.ndim != 2 or kernel.shape[0] != d:
+        raise ValueError(
+            f"affine kernel must be [dim={d}, classes], got {kernel.shape} "
+            "(a PyTorch-style [classes, dim] matrix needs a transpose)."
+        )
+    if bias.shape != (kernel.shape[1],):
+        raise ValueError(f"affine bias must be [{kernel.shape[1]}], got {bias.shape}.")
+    return kernel, bias
+
+
+def _resolve_method(config: ErasureConfig, has_affine: bool, head) -> str:
+    method = config.method
+    if method == "auto":
+        method = "closed_form" if has_affine else "mask"
+    if method == "closed_form" and not has_affine:
+        raise ValueError("method='closed_form' needs affine=(kernel, bias); use method='mask'.")
+    if method == "mask" and head is None:
+        raise ValueError("the mask path needs head(values, weights) -> logits.")
+    if head is not None:
+        try:
+            hash(head)
+        except TypeError as e:
+            raise TypeError(
+                "head must be hashable (a plain function or bound method) because it is a static "
+                "argument of the jitted kernel; wrap it in a function."
+            ) from e
+    return method
+
+
+def _head_classes(head, head_state, values, attn, kernel) -> int:
+    """Number of classes: the affine kernel's, else the head's output width (checked)."""
+    if kernel.ndim == 2:
+        return int(kernel.shape[1])
+    args = (values, attn) if head_state is None else (head_state, values, attn)
+    out_shape = jax.eval_shape(head, *args)
+    if len(out_shape.shape) != 2 or out_shape.shape[0] != values.shape[0]:
+        raise ValueError(f"head must return [batch, classes] logits, got {out_shape.shape}.")
+    return int(out_shape.shape[1])
+
+
+def _check_extras(extra_rankings, config: ErasureConfig, values: jax.Array):
+    """(names, `[B, n]` score arrays in values' dtype) of the caller's extra rankings."""
+    b, n, _ = values.shape
+    reserved = set(SINGLE_TARGETS) | set(config.rankings) | {"norm"}
+    reserved |= {f"random{i}" for i in range(config.num_random)}
+    names, arrays = [], []
+    for name, arr in dict(extra_rankings or {}).items():
+        if name in reserved or not name.isidentifier():
+            raise ValueError(f"extra ranking name {name!r} is reserved or not an identifier.")
+        arr = np.asarray(arr)
+        if arr.shape != (b, n):
+            raise ValueError(f"extra ranking {name!r} must have shape {(b, n)}, got {arr.shape}.")
+        names.append(name)
+        arrays.append(jnp.asarray(arr, values.dtype))
+    return tuple(names), tuple(arrays)
+
+
+def _check_r_indices(r_indices, mask_np: np.ndarray) -> tuple[np.ndarray, tuple[bool, ...]]:
+    """(int32 `[B, 3]` given random comparison items, -1 elsewhere; which of the 3 are given)."""
+    b, n = mask_np.shape
+    length = mask_np.sum(-1)
+    r_given = [False, False, False]
+    r_arr = np.full((b, 3), -1, np.int32)
+    if r_indices is None:
+        return r_arr, tuple(r_given)
+    if isinstance(r_indices, Mapping):
+        unknown = set(r_indices) - set(R_INDEX_KEYS)
+        if unknown:
+            raise ValueError(f"r_indices keys {unknown} unknown; use {tuple(R_INDEX_KEYS)}.")
+        given = r_indices
+    else:
+        given = dict.fromkeys(R_INDEX_KEYS, r_indices)
+    for j, key in enumerate(R_INDEX_KEYS):
+        if key not in given:
+            continue
+        rj = _as_int_array(given[key], f"r_indices[{key!r}]", (b,))
+        rows = length >= 2
+        bad = rows & ((rj < 0) | (rj >= n) | ~mask_np[np.arange(b), np.clip(rj, 0, n - 1)])
+        if bad.any():
+            raise ValueError(
+                f"r_indices[{key!r}] must point at a valid item for every document with >= 2 "
+                f"items; bad rows: {np.flatnonzero(bad)[:10].tolist()}."
+            )
+        r_arr[:, j] = rj
+        r_given[j] = True
+    return r_arr, tuple(r_given)
+
+
+def _check_predicted(predicted, b: int, num_classes: int) -> np.ndarray:
+    if predicted is None:
+        return np.zeros(b, np.int32)
+    pred_np = _as_int_array(predicted, "predicted", (b,))
+    if ((pred_np < 0) | (pred_np >= num_classes)).any():
+        raise ValueError(
+            f"predicted must lie in [0, {num_classes}); got {pred_np.min()}..{pred_np.max()}."
+        )
+    return pred_np.astype(np.int32)
+
+
+def _build_spec(inputs: _Inputs, config: ErasureConfig, *, method, flags) -> _Spec:
+    """The static description of the compilation (`flags`: use_scores, has_affine,
+    has_predicted, has_state, r_given, devices)."""
+    ranking_names = tuple(r for r in config.rankings if r != "norm" or flags["has_affine"])
+    return _Spec(
+        use_scores=flags["use_scores"],
+        closed=method == "closed_form",
+        has_affine=flags["has_affine"],
+        has_predicted=flags["has_predicted"],
+        ranking_names=ranking_names,
+        extra_names=inputs.extra_names,
+        num_random=config.num_random,
+        random_mode=config.random_mode,
+        seed=config.seed,
+        aopc_fractions=tuple(config.aopc_fractions),
+        aopc=config.aopc,
+        sufficiency=config.sufficiency,
+        min_flip=flags["has_affine"] and config.minimum_flip_set,
+        r_given=flags["r_given"],
+        store_items=config.store_item_arrays,
+        host_sorts=flags["devices"] == 1,
+        head_state=flags["has_state"],
+    )
+
+
+def _chunk_size(inputs: _Inputs, spec: _Spec, config: ErasureConfig, devices: int) -> int:
+    """Documents per kernel call within `config.memory_budget_bytes` (a multiple of devices)."""
+    b, n, d = inputs.values.shape
+    num_rankings = len(_curve_names(spec))
+    per_doc = estimate_bytes_per_document(
+        n,
+        d,
+        inputs.num_classes,
+        num_rankings,
+        closed=spec.closed,
+        sufficiency=config.sufficiency,
+        itemsize=inputs.values.dtype.itemsize,
+    )
+    chunk = int(max(1, min(b, config.memory_budget_bytes // max(per_doc, 1))))
+    if devices > 1:  # every chunk splits evenly over the devices (filler rows are dropped)
+        chunk = -(-chunk // devices) * devices
+    return chunk
+
+
+def _run_chunks(run_kernel, inputs: _Inputs, head_state, spec: _Spec, chunk: int) -> SuiteResults:
+    """The kernel over consecutive chunks of documents, joined."""
+    b = inputs.values.shape[0]
+    # Host arrays go to the jitted kernel as they are (its C++ dispatch transfers them faster
+    # than one jnp.asarray call each).
+    ids32 = inputs.doc_ids.astype(np.int32)
+    per_doc = [inputs.values, inputs.attn, inputs.mask, inputs.predicted, ids32, inputs.r_ext]
+    pieces = []
+    for start in range(0, b, chunk):
+        stop = min(start + chunk, b)
+        take = np.arange(start, start + chunk)
+        take[stop - start :] = start  # pad the last chunk with copies of its first row
+        if chunk == b:
+            args, extras = per_doc, inputs.extra_scores
+        else:
+            args = [x[take] for x in per_doc]
+            extras = tuple(x[take] for x in inputs.extra_scores)
+        raw = run_kernel(*args, extras, inputs.kernel, inputs.bias, head_state)
+        raw = jax.device_get(raw)
+        ids = inputs.doc_ids[start:stop]
+        pieces.append(_unpack(raw, spec, inputs.mask[start:stop], ids))
+    return concatenate_results(pieces)
+
+
 def run_suite(
     values: jax.Array | np.ndarray,
     scores: jax.Array | np.ndarray | None,
     mask: jax.Array | np.ndarray,
     *,
-    head: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    head: Callable[..., jax.Array] | None = None,
+    head_state: Any = None,
     affine: AffineParams | tuple | None = None,
     predicted: np.ndarray | None = None,
     config: ErasureConfig,
@@ -459,9 +680,12 @@ def run_suite(
         `weights` instead to use attention weights directly.
       mask: bool `[batch, items]`, True at real items.
       head: `head(values [batch, items, dim], weights [batch, items]) -> logits [batch, classes]`,
-        the classifier after the attention layer, weights used as given (no renormalisation). Must
-        be hashable (functions are); it is a static argument of the jitted kernel. Optional when
-        `affine` is given.
+        the classifier after the attention layer, weights used as given (no renormalisation); with
+        `head_state`, `head(head_state, values, weights)`. Must be hashable (functions are): it
+        is a static argument of the jitted kernel. Optional when `affine` is given.
+      head_state: a pytree of arrays (e.g. the state of `nnx.split(model)`) passed to `head` as a
+        dynamic argument of the kernel, so that parameters are neither compiled into the program
+        nor kept alive by the kernel cache.
       affine: `(kernel [dim, classes], bias [classes])` when the head is affine; enables the closed
         form, the exact minimum flip set, the optimality gaps and the "norm" ranking.
       predicted: int `[batch]`, the full model's prediction yhat; default: the head's own argmax.
@@ -476,163 +700,51 @@ def run_suite(
       mesh: run the documents split over this mesh's "data" axis
         (`attn_interp.parallel.data_mesh()`), each device on its own rows (several CPU devices
         use several cores). Results equal one device's up to float rounding; the batch need not
-        divide the device count.
+        divide the device count. None: one device.
 
     Returns:
       a `SuiteResults` of numpy arrays (`attn_interp.erasure.results`).
     """
-    values = jnp.asarray(values)
-    if values.ndim != 3:
-        raise ValueError(f"values must be [batch, items, dim], got shape {values.shape}.")
-    if not jnp.issubdtype(values.dtype, jnp.floating):
-        raise ValueError(f"values must be floating point, got {values.dtype}.")
-    b, n, d = values.shape
-    mask_np = np.asarray(mask).astype(bool)
-    if mask_np.shape != (b, n):
-        raise ValueError(f"mask must have shape {(b, n)} to match values, got {mask_np.shape}.")
-    if (scores is None) == (weights is None):
-        raise ValueError("pass exactly one of scores (masked softmax is applied) or weights.")
-    attn = jnp.asarray(scores if scores is not None else weights, dtype=values.dtype)
-    if attn.shape != (b, n):
-        raise ValueError(f"scores/weights must have shape {(b, n)}, got {attn.shape}.")
-
-    has_affine = affine is not None
-    if has_affine:
-        kernel, bias = (jnp.asarray(a, dtype=values.dtype) for a in affine)
-        if kernel.ndim != 2 or kernel.shape[0] != d:
-            raise ValueError(
-                f"affine kernel must be [dim={d}, classes], got {kernel.shape} "
-                "(a PyTorch-style [classes, dim] matrix needs a transpose)."
-            )
-        if bias.shape != (kernel.shape[1],):
-            raise ValueError(f"affine bias must be [{kernel.shape[1]}], got {bias.shape}.")
-        num_classes = kernel.shape[1]
-    else:
-        kernel = bias = jnp.zeros((), values.dtype)
-    method = config.method
-    if method == "auto":
-        method = "closed_form" if has_affine else "mask"
-    if method == "closed_form" and not has_affine:
-        raise ValueError("method='closed_form' needs affine=(kernel, bias); use method='mask'.")
-    if method == "mask" and head is None:
-        raise ValueError("the mask path needs head(values, weights) -> logits.")
-    if head is not None:
-        try:
-            hash(head)
-        except TypeError as e:
-            raise TypeError(
-                "head must be hashable (a plain function or bound method) because it is a static "
-                "argument of the jitted kernel; wrap it in a function."
-            ) from e
-    if not has_affine:
-        out_shape = jax.eval_shape(head, values, attn)
-        if len(out_shape.shape) != 2 or out_shape.shape[0] != b:
-            raise ValueError(f"head must return [batch, classes] logits, got {out_shape.shape}.")
-        num_classes = out_shape.shape[1]
-
-    has_predicted = predicted is not None
-    pred_np = (
-        _as_int_array(predicted, "predicted", (b,)) if has_predicted else np.zeros(b, np.int32)
-    )
-    if has_predicted and ((pred_np < 0) | (pred_np >= num_classes)).any():
-        raise ValueError(
-            f"predicted must lie in [0, {num_classes}); got {pred_np.min()}..{pred_np.max()}."
-        )
+    values, attn, mask_np = _check_arrays(values, scores, weights, mask)
+    b = values.shape[0]
+    kernel, bias = _check_affine(affine, values)
+    method = _resolve_method(config, affine is not None, head)
+    num_classes = _head_classes(head, head_state, values, attn, kernel)
     ids_np = _as_int_array(doc_ids, "doc_ids", (b,)) if doc_ids is not None else np.arange(b)
-
-    extra_rankings = dict(extra_rankings or {})
-    reserved = set(SINGLE_TARGETS) | set(config.rankings) | {"norm"}
-    reserved |= {f"random{i}" for i in range(config.num_random)}
-    extra_arrays = []
-    for name, arr in extra_rankings.items():
-        if name in reserved or not name.isidentifier():
-            raise ValueError(f"extra ranking name {name!r} is reserved or not an identifier.")
-        arr = np.asarray(arr)
-        if arr.shape != (b, n):
-            raise ValueError(f"extra ranking {name!r} must have shape {(b, n)}, got {arr.shape}.")
-        extra_arrays.append(jnp.asarray(arr, values.dtype))
-
-    length = mask_np.sum(-1)
-    r_given = [False, False, False]
-    r_arr = np.full((b, 3), -1, np.int32)
-    if r_indices is not None:
-        if isinstance(r_indices, Mapping):
-            unknown = set(r_indices) - set(R_INDEX_KEYS)
-            if unknown:
-                raise ValueError(f"r_indices keys {unknown} unknown; use {tuple(R_INDEX_KEYS)}.")
-            given = r_indices
-        else:
-            given = dict.fromkeys(R_INDEX_KEYS, r_indices)
-        for j, key in enumerate(R_INDEX_KEYS):
-            if key not in given:
-                continue
-            rj = _as_int_array(given[key], f"r_indices[{key!r}]", (b,))
-            rows = length >= 2
-            bad = rows & ((rj < 0) | (rj >= n) | ~mask_np[np.arange(b), np.clip(rj, 0, n - 1)])
-            if bad.any():
-                raise ValueError(
-                    f"r_indices[{key!r}] must point at a valid item for every document with >= 2 "
-                    f"items; bad rows: {np.flatnonzero(bad)[:10].tolist()}."
-                )
-            r_arr[:, j] = rj
-            r_given[j] = True
-
-    ranking_names = tuple(r for r in config.rankings if r != "norm" or has_affine)
-    mesh = parallel.resolve_mesh(mesh)
-    devices = parallel.data_size(mesh) if mesh is not None else 1
-    spec = _Spec(
-        use_scores=scores is not None,
-        closed=method == "closed_form",
-        has_affine=has_affine,
-        has_predicted=has_predicted,
-        ranking_names=ranking_names,
-        extra_names=tuple(extra_rankings),
-        num_random=config.num_random,
-        random_mode=config.random_mode,
-        seed=config.seed,
-        aopc_fractions=tuple(config.aopc_fractions),
-        aopc=config.aopc,
-        sufficiency=config.sufficiency,
-        min_flip=has_affine and config.minimum_flip_set,
-        r_given=tuple(r_given),
-        store_items=config.store_item_arrays,
-        host_sorts=devices == 1,
-    )
-    kernel_head = None if spec.closed else head
-    num_rankings = len(ranking_names) + len(extra_arrays) + config.num_random
-    per_doc = estimate_bytes_per_document(
-        n,
-        d,
+    extra_names, extra_scores = _check_extras(extra_rankings, config, values)
+    r_arr, r_given = _check_r_indices(r_indices, mask_np)
+    pred_np = _check_predicted(predicted, b, num_classes)
+    inputs = _Inputs(
+        values,
+        attn,
+        mask_np,
+        pred_np,
+        ids_np,
+        r_arr,
+        extra_names,
+        extra_scores,
+        kernel,
+        bias,
         num_classes,
-        num_rankings,
-        closed=spec.closed,
-        sufficiency=config.sufficiency,
-        itemsize=values.dtype.itemsize,
     )
-    chunk = int(max(1, min(b, config.memory_budget_bytes // max(per_doc, 1))))
-    if devices > 1:  # every chunk splits evenly over the devices (filler rows are dropped)
-        chunk = -(-chunk // devices) * devices
+    mesh = parallel.resolve_mesh(mesh) if mesh is not None else None  # checks its axes
+    devices = parallel.data_size(mesh) if mesh is not None else 1
+    flags = {
+        "use_scores": scores is not None,
+        "has_affine": affine is not None,
+        "has_predicted": predicted is not None,
+        "has_state": head_state is not None,
+        "r_given": r_given,
+        "devices": devices,
+    }
+    spec = _build_spec(inputs, config, method=method, flags=flags)
+    kernel_head = None if spec.closed else head
+    if devices > 1:
         run_kernel = _per_device_kernel(mesh, kernel_head, spec)
     else:
         run_kernel = functools.partial(_suite_kernel, head=kernel_head, spec=spec)
-
-    # Host arrays go to the jitted kernel as they are (its C++ dispatch transfers them faster
-    # than one jnp.asarray call each).
-    inputs = [values, attn, mask_np, pred_np.astype(np.int32), ids_np.astype(np.int32), r_arr]
-    pieces = []
-    for start in range(0, b, chunk):
-        stop = min(start + chunk, b)
-        take = np.arange(start, start + chunk)
-        take[stop - start :] = start  # pad the last chunk with copies of its first row
-        if chunk == b:
-            args = inputs
-            extras = tuple(extra_arrays)
-        else:
-            args = [x[take] for x in inputs]
-            extras = tuple(x[take] for x in extra_arrays)
-        raw = jax.device_get(run_kernel(*args, extras, kernel, bias))
-        pieces.append(_unpack(raw, spec, mask_np[start:stop], ids_np[start:stop]))
-    return concatenate_results(pieces)
+    chunk = _chunk_size(inputs, spec, config, devices)
+    return _run_chunks(run_kernel, inputs, head_state, spec, chunk)
 
 
 _FRACTION_DENOMINATOR = 10_000
