@@ -52,7 +52,7 @@ class ErasureConfig:
     sufficiency: also compute the keep-only-the-top-k curves (ERASER sufficiency); needs `aopc`.
     minimum_flip_set: with an affine head, compute the exact minimum flip set and every ranking's
       optimality gap.
-    store_item_arrays: also return ragged per-item arrays (keys starting with "items/").
+    store_item_arrays: also return the ragged per-item arrays (`SuiteResults.items`).
     """
 
     random_mode: str = "paper"

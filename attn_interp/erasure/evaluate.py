@@ -270,12 +270,12 @@ def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionIn
     return lambda tokens: _forward(model, tokens)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class _ModelHead:
     """`model.head` as `head(state, values, weights)` for `run_suite(head_state=state)`.
 
-    Hashable by the model's graph definition only: models of one architecture share the compiled
-    kernel, and their parameters stay dynamic arguments (not constants of the program).
+    Hashed by identity (graph definitions may hold lists); the kernel cache keeps only this graph
+    definition alive, and the parameters stay dynamic arguments, not constants of the program.
     """
 
     graphdef: Any

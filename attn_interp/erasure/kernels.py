@@ -3,7 +3,7 @@
 Two ways to get the classifier output after erasing a set of attention items:
 
 * the **mask path** (any head): explicit keep-masks, renormalised weights, one `vmap`ped head call;
-* the **closed form** (affine head, paper.md section 11): per-item logit contributions
+* the **closed form** (affine head): per-item logit contributions
   z_i = W h_i once, then exclusive sums (single erasures) and suffix sums along an ordering
   (prefix removals), computed with `jax.lax.associative_scan` (never `1 - cumsum`).
 
@@ -351,7 +351,7 @@ def _probability_parts(logits: jax.Array, predicted: jax.Array) -> tuple[jax.Arr
 def affine_attention_gradient(
     z: jax.Array, weights: jax.Array, mask: jax.Array, bias: jax.Array, predicted: jax.Array
 ) -> jax.Array:
-    """Closed-form g_i = d p_yhat / d weights_i = p_yhat (z_{i,yhat} - sum_c p_c z_{i,c}) (paper.md 6.3).
+    """Closed-form g_i = d p_yhat / d weights_i = p_yhat (z_{i,yhat} - sum_c p_c z_{i,c}) (the paper's §5).
 
     Computed as p_yhat sum_{c != yhat} p_c (z_{i,yhat} - z_{i,c}): the direct form subtracts two
     nearly equal numbers when p_yhat is close to 1 (float32 gives 0 once 1 - p_yhat < 6e-8).
@@ -712,7 +712,7 @@ def first_flip(
 
 
 # ---------------------------------------------------------------------------------------------
-# Exact minimum flip set (paper.md section 12).
+# Exact minimum flip set.
 
 
 def _flip_terms(z, alpha, mask, bias, predicted):

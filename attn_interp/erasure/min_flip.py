@@ -1,4 +1,4 @@
-"""Exact minimum flip set for an affine head (paper.md section 12)."""
+"""Exact minimum flip set for an affine head."""
 
 from __future__ import annotations
 

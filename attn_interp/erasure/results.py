@@ -196,6 +196,8 @@ def concatenate_results(parts: Sequence[SuiteResults]) -> SuiteResults:
     """Joins the results of several batches (same config and head type) into one."""
     if not parts:
         raise ValueError("nothing to concatenate.")
+    if len(parts) == 1:
+        return parts[0]
     keys = list(to_flat(parts[0]))
     for p in parts[1:]:
         other = list(to_flat(p))
@@ -204,8 +206,6 @@ def concatenate_results(parts: Sequence[SuiteResults]) -> SuiteResults:
                 f"results have different keys: {sorted(set(other) ^ set(keys))[:10]} "
                 "(were they produced with the same config and head type?)."
             )
-    if len(parts) == 1:
-        return parts[0]
     return from_flat({k: np.concatenate([np.asarray(to_flat(p)[k]) for p in parts]) for k in keys})
 
 

@@ -328,7 +328,7 @@ def _suite_outputs(
     """All erasure tests of one batch: single erasures -> orderings -> prefix removals -> AOPC
     -> minimum flip set."""
     mask = mask.astype(bool)
-    if spec.head_state:
+    if spec.head_state and head is not None:  # the closed form has no head
         head = functools.partial(head, head_state)
     base = _head_on_weights(values, scores, mask, predicted, kernel, bias, head, spec)
     singles = _single_erasures(values, mask, bias, base, head, spec)

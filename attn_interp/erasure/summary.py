@@ -28,7 +28,7 @@ def _median(x: np.ndarray) -> float | None:
 
 
 def compare_removal_counts(k_a: np.ndarray, k_b: np.ndarray) -> dict[str, np.ndarray]:
-    """Which of two rankings flips sooner, per instance (paper.md 7.1); -1 means never flips.
+    """Which of two rankings flips sooner, per instance; -1 means never flips.
 
     Returns bool arrays: both_never, a_fewer, b_fewer, tie.
     """
