@@ -166,10 +166,10 @@ def test_scatter_points_are_the_documents_deltas(models, tmp_path, drawn):
         assert len(panels) == len(ms)
         for ax, m in zip(panels, sorted(ms, key=lambda m: m.dataset), strict=True):
             (points,) = ax.collections
-            want = np.stack([m.column("delta_alpha"), m.column("delta_js")], axis=1)
+            want = np.stack([m.delta("attention", "weight"), m.delta("attention")], axis=1)
             np.testing.assert_allclose(points.get_offsets(), want.astype(np.float64))
             assert ax.get_title().startswith(m.dataset)
-            neg = 100 * np.mean(m.column("delta_js") < 0)
+            neg = 100 * np.mean(m.delta("attention") < 0)
             assert f"ΔJS < 0: {neg:.1f}%" in ax.get_title()
 
 
@@ -177,7 +177,7 @@ def test_histogram_bars_count_the_negative_js_documents(models, tmp_path, drawn)
     analysis.figure_negative_js_hist(models, str(tmp_path), bins=10)
     ax = _panels(drawn["fig4_negative_js_hist_flan_conv"])[0]
     m = models[2]
-    x = m.column("delta_alpha")[m.column("delta_js") < 0]
+    x = m.delta("attention", "weight")[m.delta("attention") < 0]
     counts, _ = np.histogram(x, bins=np.linspace(0.0, 1.0, 11))
     assert [p.get_height() for p in ax.patches] == counts.tolist()
     assert counts.sum() > 0
@@ -191,8 +191,11 @@ def test_boxplots_show_each_rankings_removed_fraction(models, tmp_path, drawn):
     medians = [float(line.get_ydata()[0]) for line in ax.lines if line.get_gid()]
     want_medians, want_never = [], []
     for name in names:
-        k = m.column("k_min" if name == "minimum" else f"rank_{name}_k")
-        v = m.column("k_min_frac" if name == "minimum" else f"rank_{name}_frac")[k > 0]
+        if name == "minimum":
+            k, v = m.min_flip_column("k"), m.min_flip_column("frac")
+        else:
+            k, v = m.ranking_column(name, "k"), m.ranking_column(name, "frac")
+        v = v[k > 0]
         if v.size:
             want_medians.append(float(np.median(v)))
         want_never.append(100 * float(np.mean(k == -1)))
