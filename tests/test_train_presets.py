@@ -20,6 +20,7 @@ def test_small_training_split_gets_the_adjustment_whatever_the_name(name):
     for field, value in SMALL_CORPUS_ADJUSTMENT.items():
         assert getattr(tuned.train, field) == value
     assert tuned.train.learning_rate != paper.train.learning_rate
+    assert (paper.train.embeddings, tuned.train.embeddings) == ("word2vec", "random")
     # everything else stays the paper's row for the dataset family
     others = {f.name for f in dataclasses.fields(paper.train)} - set(SMALL_CORPUS_ADJUSTMENT)
     for field in others:
