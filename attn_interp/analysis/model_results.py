@@ -113,7 +113,7 @@ class ModelResults:
 
     @property
     def included(self) -> np.ndarray:
-        """bool `[docs]`: the instances every erasure statistic uses (n > 1, the paper's §6)."""
+        """bool `[docs]`: the instances every erasure statistic uses (n > 1, paper_notes.md §6.6)."""
         return self.results.included
 
     def restrict(self, x: np.ndarray, *, included: bool = True) -> np.ndarray:

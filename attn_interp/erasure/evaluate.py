@@ -81,9 +81,7 @@ SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of 
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
-# (2: divergences from the exact change of the logits; 3: exact minimum flip set from suffix sums,
-# with ties and weightless items; 4: gradients of confident predictions without cancellation;
-# 5: documents erased in fixed blocks, whatever the shard size; 6: per-document all_unknown).
+# (what each revision changed is in the commit history of this line).
 RESULTS_REVISION = 6
 # Documents are encoded, batched and erased in fixed blocks of this many split positions,
 # whatever the shard size (see `_Blocks`).

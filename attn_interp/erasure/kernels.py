@@ -351,7 +351,7 @@ def _probability_parts(logits: jax.Array, predicted: jax.Array) -> tuple[jax.Arr
 def affine_attention_gradient(
     z: jax.Array, weights: jax.Array, mask: jax.Array, bias: jax.Array, predicted: jax.Array
 ) -> jax.Array:
-    """Closed-form g_i = d p_yhat / d weights_i = p_yhat (z_{i,yhat} - sum_c p_c z_{i,c}) (the paper's §5).
+    """Closed-form g_i = d p_yhat / d weights_i = p_yhat (z_{i,yhat} - sum_c p_c z_{i,c}) (paper_notes.md §6.3).
 
     Computed as p_yhat sum_{c != yhat} p_c (z_{i,yhat} - z_{i,c}): the direct form subtracts two
     nearly equal numbers when p_yhat is close to 1 (float32 gives 0 once 1 - p_yhat < 6e-8).

@@ -1,4 +1,4 @@
-"""`summarize`: JSON-ready statistics of a `SuiteResults` (the paper's sections 5-8 and 12)."""
+"""`summarize`: JSON-ready statistics of a `SuiteResults` (paper_notes.md §5-8 and §12)."""
 
 from __future__ import annotations
 
