@@ -351,7 +351,7 @@ def followup_report_sections(workdir: str, models, report_dir: str) -> list:
         if os.path.isfile(os.path.join(out, "summary.json")):
             columns, summary = load_followups(out)
             entries.append(FollowupEntry(m, columns, summary))
-        if "items/alpha" in m.results:
+        if m.results.items is not None:
             stem = f"explorer/{m.dataset}_{m.arch}.html"
             write_explorer(m, os.path.join(report_dir, stem), followups=columns)
             links.append((f"{m.label}: every document", stem))

@@ -20,26 +20,48 @@ MISSING = "needs chromium and chromedriver (apt-get install chromium chromium-dr
 DOCS = 2000
 
 
+def flat_results(n: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Erasure-like flat results (`to_flat` form) of len(n) documents with n items each: the
+    columns `from_flat` requires, random values."""
+    docs, total = len(n), int(n.sum())
+    res = {
+        "doc_id": np.arange(docs),
+        "seq_len": n.astype(np.int32),
+        "predicted": rng.integers(0, 4, docs),
+        "predicted_head": np.zeros(docs, np.int32),
+        "prediction_mismatch": np.zeros(docs, bool),
+        "js_clipped": np.zeros(docs, np.int32),
+        "kl_clipped": np.zeros(docs, np.int32),
+        "p_predicted": rng.random(docs),
+        "k_min": np.where(rng.random(docs) < 0.3, -1, rng.integers(1, 5, docs)),
+        "k_min_frac": rng.random(docs),
+        "label": rng.integers(0, 4, docs),
+    }
+    for target in ("top", "rand", "grad_top", "grad_rand", "gxa_top", "gxa_rand"):
+        res[f"single_{target}_index"] = np.zeros(docs, np.int32)
+        res[f"single_{target}_flip"] = np.where(
+            rng.random(docs) < 0.2, rng.integers(0, 4, docs), -1
+        )
+        for col in ("weight", "js", "kl"):
+            res[f"single_{target}_{col}"] = rng.random(docs)
+    for rank in ("attention", "gradient", "grad_x_attention", "random0"):
+        res[f"rank_{rank}_k"] = np.where(rng.random(docs) < 0.4, -1, rng.integers(1, 10, docs))
+        res[f"rank_{rank}_frac"] = rng.random(docs)
+        res[f"rank_{rank}_probmass"] = rng.random(docs)
+    res["items/alpha"] = rng.random(total).astype(np.float32)
+    res["items/gradient"] = rng.normal(size=total).astype(np.float32)
+    res["items/single_js"] = rng.random(total).astype(np.float32)
+    res["items/single_kl"] = rng.random(total).astype(np.float32)
+    res["items/single_flip"] = np.full(total, -1, np.int32)
+    return res
+
+
 def _synthetic_model(seed: int = 0) -> tuple[ModelResults, dict]:
     """Erasure-like results of DOCS documents (FLAN-like, 1..40 tokens) and follow-up columns."""
     rng = np.random.default_rng(seed)
     n = rng.integers(1, 41, DOCS)
     total = int(n.sum())
-    res = {
-        "doc_id": np.arange(DOCS),
-        "seq_len": n.astype(np.int32),
-        "label": rng.integers(0, 4, DOCS),
-        "predicted": rng.integers(0, 4, DOCS),
-        "items/alpha": rng.random(total).astype(np.float32),
-        "items/gradient": rng.normal(size=total).astype(np.float32),
-        "k_min": np.where(rng.random(DOCS) < 0.3, -1, rng.integers(1, 5, DOCS)),
-    }
-    for target in ("top", "grad_top", "gxa_top"):
-        res[f"single_{target}_flip"] = np.where(
-            rng.random(DOCS) < 0.2, rng.integers(0, 4, DOCS), -1
-        )
-    for rank in ("attention", "gradient", "grad_x_attention", "random0"):
-        res[f"rank_{rank}_k"] = np.where(rng.random(DOCS) < 0.4, -1, rng.integers(1, 10, DOCS))
+    res = flat_results(n, rng)
     docs = [{"doc_index": i, "items": [f"w{i}_{j}<&>" for j in range(n[i])]} for i in range(DOCS)]
     followups = {
         "doc_index": np.arange(DOCS),
@@ -115,8 +137,8 @@ def test_explorer_opens_filters_sorts_and_shows_a_document(browser, tmp_path):
     assert len(rows) == PAGE_SIZE
     assert browser.find_element(By.ID, "count").text.startswith(f"{DOCS} of {DOCS} documents")
 
-    n = model.results["seq_len"]
-    flips = model.results["single_top_flip"] >= 0
+    n = model.results.docs.seq_len
+    flips = model.results.singles["top"].flip >= 0
     browser.find_element(By.NAME, "filter_n").send_keys(">30")
     browser.find_element(By.NAME, "filter_flip_attention").send_keys("yes")
     expected = np.flatnonzero((n > 30) & flips)

@@ -2,6 +2,7 @@
 numbers."""
 
 import numpy as np
+from test_explorer_browser import flat_results
 
 from attn_interp.analysis.followups_report import FollowupEntry, followup_sections
 from attn_interp.analysis.model_results import ModelResults
@@ -42,7 +43,7 @@ def test_sections_state_the_summary_numbers(tmp_path):
     entries = []
     for arch in ("han_rnn", "flan_conv"):
         cols = _columns(rng)
-        res = {"doc_id": cols["doc_index"], "seq_len": cols["seq_len"]}
+        res = flat_results(cols["seq_len"], rng)
         model = ModelResults("d", arch, res, summary={})
         entries.append(FollowupEntry(model, cols, summarize_followups(cols, CFG, cols["label"])))
     sections = followup_sections(entries, str(tmp_path), [("x", "explorer/x.html")])

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from attn_interp.analysis.model_results import ModelResults, ranking_label
+from attn_interp.erasure import to_flat
 from attn_interp.io_utils import atomic_write_text
 
 # (column key, header, ranking or None) of the rankings whose removal counts are shown.
@@ -39,9 +40,9 @@ def _num(x) -> float | int | None:
     return None if not math.isfinite(x) else float(f"{x:.4g}")
 
 
-def _columns(model: ModelResults, followups: Mapping[str, np.ndarray] | None):
-    """(column specs, rows): specs are {key, label, kind}; rows lists of cell values."""
-    res = model.results
+def _columns(model: ModelResults, res: Mapping[str, np.ndarray], followups):
+    """(column specs, rows) from the flat results `res` (`to_flat`): specs are {key, label,
+    kind}; rows lists of cell values."""
     docs = len(res["doc_id"])
     by_doc = {}
     if model.documents is not None:
@@ -87,9 +88,9 @@ def _aligned(values: np.ndarray, take: np.ndarray) -> np.ndarray:
     return out
 
 
-def _items(model: ModelResults, followups: Mapping[str, np.ndarray] | None) -> dict:
-    """Per-document item texts and per-item arrays (attention, gradient, adversarial)."""
-    res = model.results
+def _items(model: ModelResults, res: Mapping[str, np.ndarray], followups) -> dict:
+    """Per-document item texts and per-item arrays (attention, gradient, adversarial) from the
+    flat results `res`."""
     offsets = model.item_offsets()
     by_doc = {}
     if model.documents is not None:
@@ -130,18 +131,19 @@ def write_explorer(
     """Writes the explorer of every document of `model` (erasure results with per-item arrays)
     to `path`; `followups`: the `load_followups` columns of the same model (adds tau and the
     adversary). Returns `path`."""
-    if "items/alpha" not in model.results:
+    if model.results.items is None:
         raise ValueError(
             f"results of {model.label} have no per-item arrays; run the erasure tests with "
             "ErasureConfig(store_item_arrays=True)."
         )
-    specs, rows = _columns(model, followups)
+    res = to_flat(model.results)
+    specs, rows = _columns(model, res, followups)
     data = {
         "title": title or f"Documents of {model.label}",
         "classes": list(model.class_names) if model.class_names is not None else None,
         "columns": specs,
         "rows": rows,
-        "items": _items(model, followups),
+        "items": _items(model, res, followups),
         "pageSize": PAGE_SIZE,
     }
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")

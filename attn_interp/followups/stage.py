@@ -77,10 +77,8 @@ def _prepare_folder(out_dir: str, manifest: dict) -> bool:
 
 def _shard_columns(batches, run, other, config: FollowupConfig) -> dict[str, np.ndarray]:
     """Runs the tests on every batch of one shard; per-document columns in split order."""
-    from attn_interp.erasure.evaluate import _forward, _make_head, _pad_items
-    from attn_interp.erasure.suite import concatenate_results
+    from attn_interp.erasure.evaluate import _forward, _pad_items
 
-    head = _make_head(run.model)
     affine = AffineParams(*run.model.head_params())
     parts = []
     for batch in batches:
@@ -101,7 +99,6 @@ def _shard_columns(batches, run, other, config: FollowupConfig) -> dict[str, np.
             scores,
             mask,
             config=config,
-            head=head,
             affine=affine,
             predicted=np.argmax(np.asarray(logits), -1),
             doc_ids=doc_ids,
@@ -111,14 +108,23 @@ def _shard_columns(batches, run, other, config: FollowupConfig) -> dict[str, np.
         cols["doc_index"] = np.asarray(batch.doc_index, np.int64)
         cols["label"] = np.asarray(batch.labels, np.int32)
         parts.append(_take(cols, real))
-    out = concatenate_results(parts)
+    out = _concat(parts)
     return _take(out, np.argsort(out["doc_index"], kind="stable"))
 
 
 def _take(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
-    from attn_interp.erasure.evaluate import take_documents
+    """The documents at `rows` of flat columns; ragged "items/" arrays regrouped per document."""
+    starts = np.concatenate([[0], np.cumsum(cols["seq_len"], dtype=np.int64)])
+    segs = [np.arange(starts[r], starts[r + 1]) for r in rows]
+    items = np.concatenate(segs) if segs else np.zeros(0, np.int64)
+    return {k: v[items] if k.startswith("items/") else v[rows] for k, v in cols.items()}
 
-    return take_documents(cols, rows)
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Flat columns of several batches (same keys) joined in order."""
+    if not parts:
+        raise ValueError("nothing to concatenate.")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def evaluate_followups(
@@ -141,7 +147,6 @@ def evaluate_followups(
     from attn_interp import data as data_lib
     from attn_interp.data.shapes import batch_config, bucket_batches
     from attn_interp.erasure.evaluate import _data_fingerprint
-    from attn_interp.erasure.suite import concatenate_results
     from attn_interp.train.run import load_run
 
     if not isinstance(config, FollowupConfig):
@@ -184,7 +189,7 @@ def evaluate_followups(
         with np.load(path, allow_pickle=False) as f:
             if f.files:
                 shards.append({k: f[k] for k in f.files})
-    columns = concatenate_results(shards)
+    columns = _concat(shards)
     atomic_write_npz(os.path.join(out_dir, RESULTS_FILE), columns)
     write_csv(os.path.join(out_dir, CSV_FILE), columns)
     summary = summarize_followups(columns, config, labels=columns["label"]).to_json()
