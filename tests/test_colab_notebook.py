@@ -52,10 +52,13 @@ def test_install_cell_has_one_marked_setting_and_picks_the_runtimes_jax_build(tm
     assert ns["ON_COLAB"] is False  # outside Colab the cell installs nothing
     # Package source: the repository URL when set, else exactly one uploaded wheel.
     url = "https://github.com/someone/attn_interp"
-    assert ns["package_requirement"](url, []) == "git+" + url
-    assert ns["package_requirement"]("git+" + url + "@v1", ["x.whl"]) == "git+" + url + "@v1"
+    extras = "attn_interp[word2vec,baseline] @ "
+    assert ns["package_requirement"](url, []) == extras + "git+" + url
+    assert (
+        ns["package_requirement"]("git+" + url + "@v1", ["x.whl"]) == extras + "git+" + url + "@v1"
+    )
     wheel = "/content/attn_interp-0.1.0-py3-none-any.whl"
-    assert ns["package_requirement"]("", [wheel]) == wheel
+    assert ns["package_requirement"]("", [wheel]) == wheel + "[word2vec,baseline]"
     for wheels, words in (([], "Set REPO_URL"), (["a.whl", "b.whl"], "several wheels")):
         with pytest.raises(ValueError, match=words):
             ns["package_requirement"]("  ", wheels)
