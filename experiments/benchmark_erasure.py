@@ -22,7 +22,8 @@ import numpy as np
 from absl import app, flags
 
 from attn_interp.erasure import ErasureConfig, run_suite
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.primitives import HIGHEST, masked_softmax
+from attn_interp.erasure.random_draws import random_orderings
 from experiments.sequential_reference import SequentialReference
 
 _REPEATS = flags.DEFINE_integer("repeats", 10, "timed repeats per method and shape")
@@ -69,8 +70,8 @@ def bench_shape(name: str, b: int, n: int, repeats: int, seed: int) -> dict:
     kj, bj = jnp.asarray(kernel), jnp.asarray(bias)
 
     def head(v, w):
-        context = jnp.einsum("bn,bnd->bd", w, v, precision=K.HIGHEST)
-        return jnp.matmul(context, kj, precision=K.HIGHEST) + bj  # no TF32 on GPUs
+        context = jnp.einsum("bn,bnd->bd", w, v, precision=HIGHEST)
+        return jnp.matmul(context, kj, precision=HIGHEST) + bj  # no TF32 on GPUs
 
     # The reference's outputs only: single erasures and first flips (no AOPC, no minimum set).
     same = dict(
@@ -88,9 +89,9 @@ def bench_shape(name: str, b: int, n: int, repeats: int, seed: int) -> dict:
         method="closed_form", rankings=RANKINGS, num_random=NUM_RANDOM, store_item_arrays=False
     )
     vj, sj, mj = jnp.asarray(values), jnp.asarray(scores), jnp.asarray(mask)
-    alpha = K.masked_softmax(sj, mj)
+    alpha = masked_softmax(sj, mj)
     predicted = np.asarray(jnp.argmax(head(vj, alpha), -1))
-    orders = np.asarray(K.random_orderings(mj, jnp.arange(b), cfg_closed.seed, NUM_RANDOM))
+    orders = np.asarray(random_orderings(mj, jnp.arange(b), cfg_closed.seed, NUM_RANDOM))
     ref = SequentialReference(head)
 
     def suite(cfg):

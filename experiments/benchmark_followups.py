@@ -21,8 +21,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams
+from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import FollowupConfig, adversarial_attention, run_followups
 from attn_interp.followups.adversarial import AdversarySettings, search_problem
 from experiments.benchmark_erasure import SHAPES, make_inputs, timed_interleaved
@@ -68,7 +68,7 @@ def _stepwise(settings: AdversarySettings):
 def bench_shape(name: str, b: int, n: int, cfg: FollowupConfig, repeats: int, seed: int) -> dict:
     values, scores, mask, kernel, bias = make_inputs(b, n, seed)
     affine = AffineParams(jax.numpy.asarray(kernel), jax.numpy.asarray(bias))
-    alpha = np.asarray(K.masked_softmax(jax.numpy.asarray(scores), mask))
+    alpha = np.asarray(masked_softmax(jax.numpy.asarray(scores), mask))
     ids = np.arange(b)
     adv = _adversary_kwargs(cfg)
 

@@ -10,9 +10,30 @@ import numpy as np
 import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking, make_inputs
 
-from attn_interp.erasure import ErasureConfig, run_suite, to_flat
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure import ErasureConfig, closed_form, mask_path, run_suite, to_flat
+from attn_interp.erasure.closed_form import (
+    _UNROLL_CLASSES,
+    closed_form_curves,
+    closed_form_removal,
+    closed_form_single_logits,
+    closed_form_singles,
+    removed_mass_at,
+)
+from attn_interp.erasure.decisions import argmax_rows, decision_differs, first_flip
 from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
+from attn_interp.erasure.mask_path import (
+    blocked_masked_head_logits,
+    masked_head_logits,
+    single_keep_masks,
+)
+from attn_interp.erasure.primitives import cumulative_sum, docs_per_block, masked_softmax
+from attn_interp.erasure.sorting import (
+    descending_order,
+    lax_sort_last_axis,
+    lax_stable_argsort,
+    sort_last_axis,
+    stable_argsort,
+)
 from experiments.sequential_reference import np_js, np_log_softmax
 
 
@@ -28,21 +49,21 @@ def test_sorts_match_numpy_on_host_and_lax_paths(distinct):
     want_order = np.argsort(keys, axis=-1, kind="stable")
     want_sorted = np.sort(keys, axis=-1)
     x = jnp.asarray(keys)
-    np.testing.assert_array_equal(jax.jit(K.stable_argsort)(x), want_order)  # CPU: numpy callback
-    np.testing.assert_array_equal(jax.jit(K.sort_last_axis)(x), want_sorted)
-    np.testing.assert_array_equal(jax.jit(K.lax_stable_argsort)(x), want_order)  # other platforms
-    np.testing.assert_array_equal(jax.jit(K.lax_sort_last_axis)(x), want_sorted)
+    np.testing.assert_array_equal(jax.jit(stable_argsort)(x), want_order)  # CPU: numpy callback
+    np.testing.assert_array_equal(jax.jit(sort_last_axis)(x), want_sorted)
+    np.testing.assert_array_equal(jax.jit(lax_stable_argsort)(x), want_order)  # other platforms
+    np.testing.assert_array_equal(jax.jit(lax_sort_last_axis)(x), want_sorted)
     # Under vmap the callback sees a batch of rows.
-    np.testing.assert_array_equal(jax.vmap(K.stable_argsort)(x), want_order)
+    np.testing.assert_array_equal(jax.vmap(stable_argsort)(x), want_order)
     # Extreme keys survive the packing into one int64.
     edge = jnp.asarray([[np.iinfo(np.int32).max, np.iinfo(np.int32).min, 0, -1, 0]], jnp.int32)
-    np.testing.assert_array_equal(K.stable_argsort(edge), [[1, 3, 2, 4, 0]])
+    np.testing.assert_array_equal(stable_argsort(edge), [[1, 3, 2, 4, 0]])
 
 
 def test_descending_order_float32_ties_and_signed_zeros():
     scores = jnp.asarray([[0.5, -0.0, 0.0, 0.5, -1.0, 2.0]], jnp.float32)
     mask = jnp.asarray([[True, True, True, True, True, False]])
-    np.testing.assert_array_equal(K.descending_order(scores, mask), [[0, 3, 1, 2, 4, 5]])
+    np.testing.assert_array_equal(descending_order(scores, mask), [[0, 3, 1, 2, 4, 5]])
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -52,7 +73,7 @@ def test_scans_match_numpy_cumsum(dtype, reverse, exclusive):
     with jax.enable_x64(dtype == jnp.float64):
         rng = np.random.default_rng(1)
         x = rng.normal(size=(3, 37, 4))
-        got = np.asarray(K._scan(jnp.asarray(x, dtype), 1, reverse, exclusive))
+        got = np.asarray(cumulative_sum(jnp.asarray(x, dtype), 1, reverse, exclusive))
         flipped = np.flip(x, 1) if reverse else x
         want = np.cumsum(flipped, 1)
         want = np.flip(want, 1) if reverse else want
@@ -66,7 +87,7 @@ def test_decision_differs_is_argmax_with_first_index_ties():
     rng = np.random.default_rng(2)
     logits = rng.integers(0, 3, size=(400, 5)).astype(np.float32)  # many ties
     y = rng.integers(0, 5, size=400)
-    got = np.asarray(K.decision_differs(jnp.asarray(logits), jnp.asarray(y)))
+    got = np.asarray(decision_differs(jnp.asarray(logits), jnp.asarray(y)))
     np.testing.assert_array_equal(got, np.argmax(logits, -1) != y)
 
 
@@ -75,11 +96,11 @@ def _removal_inputs(dtype, classes):
     b, n = 6, 9
     lengths = np.array([9, 5, 1, 2, 9, 7])
     mask = jnp.asarray(np.arange(n)[None] < lengths[:, None])
-    alpha = K.masked_softmax(jnp.asarray(3 * rng.normal(size=(b, n)), dtype), mask)
+    alpha = masked_softmax(jnp.asarray(3 * rng.normal(size=(b, n)), dtype), mask)
     z = jnp.asarray(rng.normal(size=(b, n, classes)), dtype)
     bias = jnp.asarray(rng.normal(size=classes), dtype)
     y = jnp.argmax(jnp.einsum("bn,bnc->bc", alpha, z) + bias, -1).astype(jnp.int32)
-    orders = K.descending_order(jnp.asarray(rng.normal(size=(b, 3, n)), dtype), mask[:, None])
+    orders = descending_order(jnp.asarray(rng.normal(size=(b, 3, n)), dtype), mask[:, None])
     return alpha, z, bias, orders, y, jnp.sum(mask, -1)
 
 
@@ -88,32 +109,30 @@ def _removal_inputs(dtype, classes):
 def test_closed_form_removal_matches_full_curves(dtype, classes):
     with jax.enable_x64(dtype == jnp.float64):
         alpha, z, bias, orders, y, length = args = _removal_inputs(dtype, classes)
-        fast = K.closed_form_removal(*args, kept=True, probabilities=True)
-        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders, kept=True)
-        k_want, _ = K.first_flip(removed, y, length)
+        fast = closed_form_removal(*args, kept=True, probabilities=True)
+        removed, kept, mass = closed_form_curves(alpha, z, bias, orders, kept=True)
+        k_want, _ = first_flip(removed, y, length)
         np.testing.assert_array_equal(fast["k"], k_want)
         tol = dict(rtol=1e-10, atol=1e-12) if dtype == jnp.float64 else dict(rtol=1e-5, atol=1e-6)
         # The mass removed at any k (here: every k of every ordering) by the masked sum.
         every_k = jnp.broadcast_to(jnp.arange(1, orders.shape[-1] + 1), orders.shape)
-        at_k = jax.vmap(lambda kk: K.removed_mass_at(alpha, orders, kk), in_axes=2, out_axes=2)
+        at_k = jax.vmap(lambda kk: removed_mass_at(alpha, orders, kk), in_axes=2, out_axes=2)
         np.testing.assert_allclose(at_k(every_k), mass, **tol)
-        assert not np.asarray(
-            K.removed_mass_at(alpha, orders, jnp.full(orders.shape[:2], -1))
-        ).any()
+        assert not np.asarray(removed_mass_at(alpha, orders, jnp.full(orders.shape[:2], -1))).any()
         for key, curve in (("p_removed", removed), ("p_kept", kept)):
             p = jax.nn.softmax(curve, -1)
             want = np.take_along_axis(np.asarray(p), np.asarray(y)[:, None, None, None], 3)[..., 0]
             np.testing.assert_allclose(fast[key], want, **tol)
         # Without probabilities only k comes back.
-        assert set(K.closed_form_removal(*args)) == {"k"}
+        assert set(closed_form_removal(*args)) == {"k"}
 
 
 def test_closed_form_removal_blocks_equal_one_call(monkeypatch):
     args = _removal_inputs(jnp.float32, 4)
 
     def removal(block_bytes, probabilities):
-        monkeypatch.setattr(K, "REMOVAL_BLOCK_BYTES", block_bytes)
-        fn = functools.partial(K.closed_form_removal, kept=True, probabilities=probabilities)
+        monkeypatch.setattr(closed_form, "REMOVAL_BLOCK_BYTES", block_bytes)
+        fn = functools.partial(closed_form_removal, kept=True, probabilities=probabilities)
         return jax.jit(fn)(*args)
 
     per_doc = 3 * 5 * 9 * 4  # orderings x (classes + 1) x items x 4 bytes
@@ -125,21 +144,21 @@ def test_closed_form_removal_blocks_equal_one_call(monkeypatch):
             for key in fast:
                 np.testing.assert_array_equal(blocked[key], fast[key], err_msg=key)
     # Equal blocks, no small remainder: 64 documents with room for 49 go as 2 x 32.
-    assert K._docs_per_block(64, 1, 49) == 32 and K._docs_per_block(63, 1, 49) == 32
-    assert K._docs_per_block(10, 1, 3) == 3 and K._docs_per_block(5, 100, 1) == 1
-    assert K._docs_per_block(7, 1, 1 << 30) == 7
+    assert docs_per_block(64, 1, 49) == 32 and docs_per_block(63, 1, 49) == 32
+    assert docs_per_block(10, 1, 3) == 3 and docs_per_block(5, 100, 1) == 1
+    assert docs_per_block(7, 1, 1 << 30) == 7
 
 
 def test_blocked_mask_evaluation_equals_one_vmapped_call(monkeypatch):
     values, scores, mask, w, bias = make_inputs(4, jnp.float32)
     head = affine_head(w, bias)
-    alpha = K.masked_softmax(scores, mask)
+    alpha = masked_softmax(scores, mask)
     n = mask.shape[1]
-    want = K.masked_head_logits(head, values, alpha, K.single_keep_masks(mask))
+    want = masked_head_logits(head, values, alpha, single_keep_masks(mask))
     for block_bytes in (1, 3 * n * n * 4, 1 << 30):  # one document, three, all at once
-        monkeypatch.setattr(K, "MASK_BLOCK_BYTES", block_bytes)
-        got = K.blocked_masked_head_logits(
-            head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        monkeypatch.setattr(mask_path, "MASK_BLOCK_BYTES", block_bytes)
+        got = blocked_masked_head_logits(
+            head, values, alpha, single_keep_masks, (mask,), masks_per_doc=n
         )
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
@@ -246,7 +265,7 @@ def test_closed_form_single_change_equals_the_difference_of_logits(dtype, unit_m
         if not unit_mass:
             scale = np.random.default_rng(3).uniform(0.5, 2.0, size=(alpha.shape[0], 1))
             alpha = (alpha * scale).astype(alpha.dtype)
-        _, got = K.closed_form_singles(
+        _, got = closed_form_singles(
             jnp.asarray(alpha), jnp.asarray(z, dtype), jnp.asarray(bias), unit_mass=unit_mass
         )
         with jax.enable_x64(True):
@@ -254,7 +273,7 @@ def test_closed_form_single_change_equals_the_difference_of_logits(dtype, unit_m
             if unit_mass:
                 a64 = a64 / a64.sum(-1, keepdims=True)
             base = np.einsum("bn,bnc->bc", a64, z64) + b64
-            erased = np.asarray(K.closed_form_single_logits(a64, z64, b64))
+            erased = np.asarray(closed_form_single_logits(a64, z64, b64))
         want = np.swapaxes(erased - base[:, None, :], 1, 2)
         assert got.shape == want.shape and got.dtype == dtype
         size = np.abs(base - b64)[..., None] + np.abs(np.swapaxes(z64, 1, 2))
@@ -270,14 +289,14 @@ def test_closed_form_single_change_equals_the_difference_of_logits(dtype, unit_m
 def test_single_erasure_rows_match_logits_and_argmax(dtype, classes):
     with jax.enable_x64(dtype == jnp.float64):
         alpha, z, bias, *_ = _removal_inputs(dtype, classes)
-        logits = np.asarray(K.closed_form_single_logits(alpha, z, bias))
-        rows, _ = K.closed_form_singles(alpha, z, bias, unit_mass=True)
-        if classes <= K._UNROLL_CLASSES:
+        logits = np.asarray(closed_form_single_logits(alpha, z, bias))
+        rows, _ = closed_form_singles(alpha, z, bias, unit_mass=True)
+        if classes <= _UNROLL_CLASSES:
             assert isinstance(rows, list) and len(rows) == classes
             np.testing.assert_array_equal(np.stack(rows, -1), logits)
         else:
             np.testing.assert_array_equal(rows, logits)
     rng = np.random.default_rng(7)
     tied = rng.integers(0, 3, size=(300, 5)).astype(np.float32)  # many ties: first index wins
-    got = K.argmax_rows([jnp.asarray(tied[:, c]) for c in range(5)])
+    got = argmax_rows([jnp.asarray(tied[:, c]) for c in range(5)])
     np.testing.assert_array_equal(got, np.argmax(tied, -1))

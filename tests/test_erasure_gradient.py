@@ -8,7 +8,8 @@ import pytest
 from helpers import affine_head
 
 from attn_interp.erasure import ErasureConfig, run_suite, to_flat
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import item_logits
+from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
 
 GAPS = [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12]  # 1 - p_yhat
 
@@ -79,8 +80,8 @@ def test_gradients_of_confident_predictions_keep_their_precision(classes, dtype)
             k, b = jnp.asarray(kernel, dtype), jnp.asarray(biases[i], dtype)
             mask = jnp.ones(w.shape, bool)
             y = jnp.zeros(1, jnp.int32)
-            closed = K.affine_attention_gradient(K.item_logits(v, k), w, mask, b, y)
-            masked = K.attention_gradient(affine_head(k, b), v, w, mask, y)
+            closed = affine_attention_gradient(item_logits(v, k), w, mask, b, y)
+            masked = attention_gradient(affine_head(k, b), v, w, mask, y)
             for name, got in (("closed form", closed), ("mask path", masked)):
                 got = np.asarray(got)[0]
                 err = np.abs(got - want).max() / np.abs(want).max()

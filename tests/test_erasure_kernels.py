@@ -10,8 +10,21 @@ import pytest
 from helpers import C, D, affine_head, make_inputs
 
 from attn_interp.erasure import js_divergence, kl_divergence, minimum_flip_set
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import (
+    closed_form_curves,
+    closed_form_single_logits,
+    item_logits,
+)
+from attn_interp.erasure.decisions import first_flip
 from attn_interp.erasure.divergence import LN2, js_divergence_raw
+from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
+from attn_interp.erasure.mask_path import masked_head_logits, prefix_keep_masks, single_keep_masks
+from attn_interp.erasure.primitives import masked_softmax
+from attn_interp.erasure.random_draws import (
+    comparison_uniforms,
+    random_orderings,
+    random_other_items,
+)
 from experiments.sequential_reference import (
     SequentialReference,
     np_js,
@@ -26,18 +39,18 @@ def test_closed_form_equals_mask_path_equals_sequential_reference(dtype):
         values, scores, mask, w, bias = make_inputs(0, dtype)
         tol = dict(rtol=1e-9, atol=1e-9) if dtype == jnp.float64 else dict(rtol=2e-4, atol=2e-5)
         head = affine_head(w, bias)
-        alpha = K.masked_softmax(scores, mask)
+        alpha = masked_softmax(scores, mask)
         assert alpha.dtype == dtype
         np.testing.assert_allclose(np.sum(alpha, -1)[np.asarray(mask).any(-1)], 1.0, rtol=1e-6)
-        z = K.item_logits(values, w)
+        z = item_logits(values, w)
         ref = SequentialReference(head)
         mask_np = np.asarray(mask)
         length = mask_np.sum(-1)
         y = jnp.argmax(head(values, alpha), -1)
 
         # Single erasures.
-        closed = np.asarray(K.closed_form_single_logits(alpha, z, bias))
-        masked = np.asarray(K.masked_head_logits(head, values, alpha, K.single_keep_masks(mask)))
+        closed = np.asarray(closed_form_single_logits(alpha, z, bias))
+        masked = np.asarray(masked_head_logits(head, values, alpha, single_keep_masks(mask)))
         slow = ref.single_erasures(values, alpha, mask)
         np.testing.assert_allclose(closed[mask_np], slow[mask_np], **tol)
         np.testing.assert_allclose(masked[mask_np], slow[mask_np], **tol)
@@ -45,7 +58,7 @@ def test_closed_form_equals_mask_path_equals_sequential_reference(dtype):
         np.testing.assert_allclose(closed[3, 0], np.asarray(bias), **tol)
 
         # Prefix removals along attention, gradient and a shuffled ordering.
-        grad = np.asarray(K.affine_attention_gradient(z, alpha, mask, bias, y))
+        grad = np.asarray(affine_attention_gradient(z, alpha, mask, bias, y))
         rng = np.random.default_rng(1)
         shuffled = np.stack(
             [np.r_[rng.permutation(L), np.arange(L, mask.shape[1])] for L in length]
@@ -59,18 +72,18 @@ def test_closed_form_equals_mask_path_equals_sequential_reference(dtype):
             axis=1,
         )
         orders_j = jnp.asarray(orders, jnp.int32)
-        removed, kept, mass = K.closed_form_curves(alpha, z, bias, orders_j)
-        keep = K.prefix_keep_masks(orders_j, mask, keep_top=False)
+        removed, kept, mass = closed_form_curves(alpha, z, bias, orders_j)
+        keep = prefix_keep_masks(orders_j, mask, keep_top=False)
         b, r, n = orders.shape
-        via_mask = K.masked_head_logits(head, values, alpha, keep.reshape(b, -1, n)).reshape(
+        via_mask = masked_head_logits(head, values, alpha, keep.reshape(b, -1, n)).reshape(
             b, r, n, -1
         )
-        keep_top = K.prefix_keep_masks(orders_j, mask, keep_top=True)
-        kept_mask = K.masked_head_logits(head, values, alpha, keep_top.reshape(b, -1, n)).reshape(
+        keep_top = prefix_keep_masks(orders_j, mask, keep_top=True)
+        kept_mask = masked_head_logits(head, values, alpha, keep_top.reshape(b, -1, n)).reshape(
             b, r, n, -1
         )
-        k_closed, _ = K.first_flip(removed, y, jnp.asarray(length))
-        k_mask, _ = K.first_flip(via_mask, y, jnp.asarray(length))
+        k_closed, _ = first_flip(removed, y, jnp.asarray(length))
+        k_mask, _ = first_flip(via_mask, y, jnp.asarray(length))
         valid_k = np.arange(1, n + 1)[None, :] <= length[:, None]
         for j in range(r):
             slow = ref.removal(values, alpha, mask, orders[:, j], y, stop_at_flip=False)
@@ -107,10 +120,10 @@ def test_suffix_sums_stay_exact_on_peaky_attention():
     mask = np.ones((b, n), bool)
     w = rng.normal(size=(D, C)).astype(np.float32)
     bias = np.zeros(C, np.float32)
-    alpha = K.masked_softmax(jnp.asarray(scores), jnp.asarray(mask))
+    alpha = masked_softmax(jnp.asarray(scores), jnp.asarray(mask))
     order = jnp.asarray(stable_descending(np.asarray(alpha), mask)[:, None, :], jnp.int32)
-    removed, _, _ = K.closed_form_curves(
-        alpha, K.item_logits(jnp.asarray(values), jnp.asarray(w)), jnp.asarray(bias), order
+    removed, _, _ = closed_form_curves(
+        alpha, item_logits(jnp.asarray(values), jnp.asarray(w)), jnp.asarray(bias), order
     )
     a64 = np.asarray(alpha, np.float64)
     z64 = values.astype(np.float64) @ w.astype(np.float64)
@@ -130,12 +143,10 @@ def test_gradient_autodiff_closed_form_and_finite_differences(dtype):
     with jax.enable_x64(dtype == jnp.float64):
         values, scores, mask, w, bias = make_inputs(2, dtype)
         head = affine_head(w, bias)
-        alpha = K.masked_softmax(scores, mask)
+        alpha = masked_softmax(scores, mask)
         y = jnp.argmax(head(values, alpha), -1)
-        auto = np.asarray(K.attention_gradient(head, values, alpha, mask, y))
-        closed = np.asarray(
-            K.affine_attention_gradient(K.item_logits(values, w), alpha, mask, bias, y)
-        )
+        auto = np.asarray(attention_gradient(head, values, alpha, mask, y))
+        closed = np.asarray(affine_attention_gradient(item_logits(values, w), alpha, mask, bias, y))
         tol = 1e-10 if dtype == jnp.float64 else 1e-5
         np.testing.assert_allclose(auto, closed, atol=tol, rtol=tol)
         assert (auto[~np.asarray(mask)] == 0).all()
@@ -198,7 +209,7 @@ def test_minimum_flip_set_matches_brute_force_over_all_subsets():
     bias = np.array([0.8, 0.0, -0.3])
     with jax.enable_x64(True):
         head = affine_head(jnp.asarray(w), jnp.asarray(bias))
-        alpha = K.masked_softmax(jnp.asarray(scores), jnp.asarray(mask))
+        alpha = masked_softmax(jnp.asarray(scores), jnp.asarray(mask))
         y = np.asarray(jnp.argmax(head(jnp.asarray(values), alpha), -1))
         k_min, members = minimum_flip_set(values, alpha, mask, (w, bias), y)
         # Brute force through the explicit mask path: every non-empty subset of valid items.
@@ -207,9 +218,7 @@ def test_minimum_flip_set_matches_brute_force_over_all_subsets():
         for m, s in enumerate(subsets):
             keep[:, m, list(s)] = False
         keep &= mask[:, None, :]
-        logits = np.asarray(
-            K.masked_head_logits(head, jnp.asarray(values), alpha, jnp.asarray(keep))
-        )
+        logits = np.asarray(masked_head_logits(head, jnp.asarray(values), alpha, jnp.asarray(keep)))
         flips = np.argmax(logits, -1) != y[:, None]
         sizes = np.array([len(s) for s in subsets])
         for i in range(b):
@@ -227,11 +236,11 @@ def test_minimum_flip_set_matches_brute_force_over_all_subsets():
 
 def test_random_comparison_items_follow_their_definitions():
     num_docs, n = 3000, 4
-    u = K.comparison_uniforms(jnp.arange(num_docs), 7, 3)
+    u = comparison_uniforms(jnp.arange(num_docs), 7, 3)
     mask = jnp.ones((num_docs, n), bool)
     tops = jnp.asarray(np.random.default_rng(0).integers(0, n, size=(num_docs, 3)), jnp.int32)
-    paper = np.asarray(K.random_other_items(u, mask, tops, "paper"))
-    code = np.asarray(K.random_other_items(u, mask, tops, "code_compatible"))
+    paper = np.asarray(random_other_items(u, mask, tops, "paper"))
+    code = np.asarray(random_other_items(u, mask, tops, "code_compatible"))
     assert (paper != np.asarray(tops)).all() and ((paper >= 0) & (paper < n)).all()
     assert ((code >= 1) & (code <= n - 1)).all()
     counts = np.bincount(code.ravel(), minlength=n)
@@ -243,7 +252,7 @@ def test_random_comparison_items_follow_their_definitions():
     )
     short_tops = jnp.array([[0, 0, 0], [0, 0, 0], [0, 1, 0]], jnp.int32)
     short_mask = jnp.arange(n)[None, :] < jnp.array([0, 1, 2])[:, None]
-    short = np.asarray(K.random_other_items(u[:3], short_mask, short_tops, "paper"))
+    short = np.asarray(random_other_items(u[:3], short_mask, short_tops, "paper"))
     np.testing.assert_array_equal(short, [[-1, -1, -1], [-1, -1, -1], [1, 0, 1]])
 
 
@@ -252,7 +261,7 @@ def test_random_orderings_are_uniform_permutations_independent_of_padding_and_ba
     lengths = np.array([0, 1, 2, 3] + [n] * (num_docs - 4))
     mask = np.arange(n)[None, :] < lengths[:, None]
     ids = jnp.arange(num_docs) * 7 + 3
-    orders = np.asarray(K.random_orderings(jnp.asarray(mask), ids, 5, 2))  # [B, 2, n]
+    orders = np.asarray(random_orderings(jnp.asarray(mask), ids, 5, 2))  # [B, 2, n]
     assert orders.dtype == np.int32 and orders.shape == (num_docs, 2, n)
     for i in range(num_docs):  # valid positions first (a permutation of them), padding after
         for row in orders[i]:
@@ -269,9 +278,9 @@ def test_random_orderings_are_uniform_permutations_independent_of_padding_and_ba
     # The same document gets the same ordering in another batch, at another padded width.
     wide = np.zeros((3, n + 5), bool)
     wide[:, :n] = mask[[2, 3, 10]]
-    again = np.asarray(K.random_orderings(jnp.asarray(wide), ids[jnp.array([2, 3, 10])], 5, 2))
+    again = np.asarray(random_orderings(jnp.asarray(wide), ids[jnp.array([2, 3, 10])], 5, 2))
     for j, i in enumerate((2, 3, 10)):
         np.testing.assert_array_equal(again[j, :, : lengths[i]], orders[i, :, : lengths[i]])
     # Another seed gives other orderings.
-    other = np.asarray(K.random_orderings(jnp.asarray(mask), ids, 6, 2))
+    other = np.asarray(random_orderings(jnp.asarray(mask), ids, 6, 2))
     assert np.mean(np.all(other[4:] == orders[4:], axis=-1)) < 0.1

@@ -10,7 +10,7 @@ import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking
 
 from attn_interp.erasure import ErasureConfig, minimum_flip_set, run_suite, to_flat
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.primitives import masked_softmax
 
 # Margins below this (relative to the logits' scale) are too close to a tie for the float32
 # arithmetic of the engine to decide like float64; exact ties (margin 0) are always compared.
@@ -87,7 +87,7 @@ def test_minimal_peaked_case_from_the_issue():
     """d = 1, C = 2, kernel [[1, -1]], values [[1], [-1]], scores [20, 0]: removing item 0 flips."""
     values = np.array([[[1.0], [-1.0]]], np.float32)
     mask = np.ones((1, 2), bool)
-    weights = K.masked_softmax(jnp.asarray([[20.0, 0.0]], jnp.float32), jnp.asarray(mask))
+    weights = masked_softmax(jnp.asarray([[20.0, 0.0]], jnp.float32), jnp.asarray(mask))
     k_min, members = minimum_flip_set(
         values, weights, mask, (np.array([[1.0, -1.0]]), np.zeros(2)), [0]
     )
@@ -102,7 +102,7 @@ def test_minimum_flip_set_brute_force_on_peaked_attention(dtype):
     spread = rng.choice([5.0, 15.0, 30.0, 45.0], size=(b, 1))
     scores = spread * rng.normal(size=(b, n))
     with jax.enable_x64(dtype == jnp.float64):
-        weights = np.asarray(K.masked_softmax(jnp.asarray(scores, dtype), jnp.asarray(mask)))
+        weights = np.asarray(masked_softmax(jnp.asarray(scores, dtype), jnp.asarray(mask)))
     want = _check_against_brute_force(values, weights, mask, kernel, bias, dtype)
     assert (want > 0).mean() > 0.5
 
@@ -118,7 +118,7 @@ def test_minimum_flip_set_brute_force_on_extreme_scores(dtype):
     top = rng.integers(0, n, size=b) % mask.sum(-1)
     scores[np.arange(b), top] += rng.uniform(60.0, 110.0, size=b)
     with jax.enable_x64(dtype == jnp.float64):
-        weights = np.asarray(K.masked_softmax(jnp.asarray(scores, dtype), jnp.asarray(mask)))
+        weights = np.asarray(masked_softmax(jnp.asarray(scores, dtype), jnp.asarray(mask)))
     want = _check_against_brute_force(values, weights, mask, kernel, bias, dtype)
     assert (want == 1).mean() > 0.3
 

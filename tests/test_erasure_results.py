@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from test_erasure_kernels import make_inputs
+from helpers import make_inputs
 
 from attn_interp.erasure import ErasureConfig, SuiteResults, from_flat, run_suite, to_flat
 from attn_interp.erasure.results import COMPARISONS, concatenate_results, take_documents

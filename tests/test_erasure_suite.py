@@ -19,7 +19,8 @@ from attn_interp.erasure import (
     to_flat,
     write_outputs,
 )
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.gradients import attention_gradient
+from attn_interp.erasure.primitives import masked_softmax
 from experiments.sequential_reference import SequentialReference
 
 COMPARED = ("attention", "attention_asc", "gradient", "grad_x_attention", "random0", "random1")
@@ -60,7 +61,7 @@ def test_suite_closed_form_mask_path_and_reference_agree(dtype):
             )
         )
         b, n = mask.shape
-        alpha = K.masked_softmax(scores, mask)
+        alpha = masked_softmax(scores, mask)
         ref = SequentialReference(head).suite(
             values, alpha, mask, closed["predicted"], random_orders(closed, b, n)
         )
@@ -197,7 +198,7 @@ def test_mlp_head_through_the_mask_path_matches_the_reference():
     res = to_flat(run_suite(values, scores, mask, head=mlp_head, config=CFG))
     assert "k_min" not in res and "rank_norm_k" not in res
     b, n = mask.shape
-    alpha = K.masked_softmax(scores, mask)
+    alpha = masked_softmax(scores, mask)
     ref = SequentialReference(mlp_head).suite(
         values, alpha, mask, res["predicted"], random_orders(res, b, n)
     )
@@ -210,9 +211,7 @@ def test_mlp_head_through_the_mask_path_matches_the_reference():
     # Finite differences of p_yhat through the MLP (float64).
     with jax.enable_x64(True):
         v64, a64 = jnp.asarray(values, jnp.float64), jnp.asarray(alpha, jnp.float64)
-        g = np.asarray(
-            K.attention_gradient(mlp_head, v64, a64, mask, jnp.asarray(res["predicted"]))
-        )
+        g = np.asarray(attention_gradient(mlp_head, v64, a64, mask, jnp.asarray(res["predicted"])))
         i, j, eps = 0, 2, 1e-6
         e = jnp.zeros_like(a64).at[i, j].set(eps)
         y = res["predicted"][i]
@@ -226,7 +225,7 @@ def test_mlp_head_through_the_mask_path_matches_the_reference():
 def test_code_compatible_mode_external_r_and_extra_rankings():
     values, scores, mask, w, bias = make_inputs(13, jnp.float32)
     cfg = ErasureConfig(num_random=2, random_mode="code_compatible")
-    alpha = np.asarray(K.masked_softmax(scores, mask))
+    alpha = np.asarray(masked_softmax(scores, mask))
     res = to_flat(
         run_suite(
             values, scores, mask, affine=(w, bias), config=cfg, extra_rankings={"mine": alpha}

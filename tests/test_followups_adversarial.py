@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.kernels import masked_softmax
+from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups.adversarial import adversarial_attention
 
 EPS = (0.01, 0.002, 0.05)

@@ -9,7 +9,7 @@ from scipy import stats
 
 from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.kernels import masked_softmax
+from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import FollowupConfig, kendall_tau_b, run_followups, top_k_overlap
 from attn_interp.followups.agreement import overlap_ks
 

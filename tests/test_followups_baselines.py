@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.kernels import masked_softmax
+from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import weight_baselines
 from attn_interp.followups.weight_baselines import permuted_weights
 

@@ -255,13 +255,12 @@ def test_streaming_merge_equals_in_memory_concatenation(erasure_dirs, tmp_path):
 def test_run_suite_on_a_mesh_equals_one_device_without_host_callbacks(rows, monkeypatch):
     """Each device runs the whole suite on its own rows (any batch size; filler rows dropped),
     with `jax.lax.sort` instead of the numpy callbacks that can deadlock XLA:CPU's pool."""
-    from attn_interp.erasure import ErasureConfig, run_suite
-    from attn_interp.erasure import kernels as K
+    from attn_interp.erasure import ErasureConfig, run_suite, sorting
 
     calls = []
     for name in ("_host_sort", "_host_stable_argsort"):
-        fn = getattr(K, name)
-        monkeypatch.setattr(K, name, lambda x, fn=fn: calls.append(1) or fn(x))
+        fn = getattr(sorting, name)
+        monkeypatch.setattr(sorting, name, lambda x, fn=fn: calls.append(1) or fn(x))
     jax.clear_caches()  # trace again with the counting callbacks
 
     rng = np.random.default_rng(rows)

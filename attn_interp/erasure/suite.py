@@ -20,9 +20,28 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from attn_interp import parallel
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import (
+    closed_form_removal,
+    closed_form_singles,
+    item_logits,
+    removed_mass_at,
+)
 from attn_interp.erasure.config import AffineParams, ErasureConfig
+from attn_interp.erasure.decisions import argmax_rows, first_flip, predicted_probability
 from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
+from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
+from attn_interp.erasure.mask_path import (
+    blocked_masked_head_logits,
+    prefix_keep_masks,
+    single_keep_masks,
+)
+from attn_interp.erasure.min_flip import minimum_flip_set_from_z
+from attn_interp.erasure.primitives import HIGHEST, gather_items, masked_softmax
+from attn_interp.erasure.random_draws import (
+    comparison_uniforms,
+    random_other_items,
+    random_sort_keys,
+)
 from attn_interp.erasure.results import (
     RANDOM_TARGETS,
     SINGLE_TARGETS,
@@ -35,6 +54,7 @@ from attn_interp.erasure.results import (
     SuiteResults,
     concatenate_results,
 )
+from attn_interp.erasure.sorting import ascending_order, descending_keys
 
 R_INDEX_KEYS = {"attention": "rand", "gradient": "grad_rand", "grad_x_attention": "gxa_rand"}
 
@@ -57,7 +77,7 @@ class _Spec(NamedTuple):
     min_flip: bool  # exact minimum flip set and gaps: affine head and config.minimum_flip_set
     r_given: tuple[bool, bool, bool]
     store_items: bool
-    host_sorts: bool  # numpy sort callbacks on CPU (off per device, see K.sort_last_axis)
+    host_sorts: bool  # numpy sort callbacks on CPU (off per device, see sorting.sort_last_axis)
     head_state: bool  # head is called as head(head_state, values, weights)
 
 
@@ -126,21 +146,21 @@ class _Removals(NamedTuple):
 
 def _head_on_weights(values, scores, mask, predicted, kernel, bias, head, spec: _Spec) -> _Base:
     """Original output of the head (quirk Q10 check) and the gradient of p(yhat) in the weights."""
-    alpha = K.masked_softmax(scores, mask) if spec.use_scores else jnp.where(mask, scores, 0.0)
+    alpha = masked_softmax(scores, mask) if spec.use_scores else jnp.where(mask, scores, 0.0)
     alpha = alpha.astype(values.dtype)
-    z = K.item_logits(values, kernel) if spec.has_affine else None
+    z = item_logits(values, kernel) if spec.has_affine else None
     if spec.closed:
-        logits = jnp.einsum("bn,bnc->bc", alpha, z, precision=K.HIGHEST) + bias
+        logits = jnp.einsum("bn,bnc->bc", alpha, z, precision=HIGHEST) + bias
     else:
         logits = head(values, alpha)
     y_head = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     y = predicted.astype(jnp.int32) if spec.has_predicted else y_head
     if spec.closed:
-        grad = K.affine_attention_gradient(z, alpha, mask, bias, y)
+        grad = affine_attention_gradient(z, alpha, mask, bias, y)
     else:
-        grad = K.attention_gradient(head, values, alpha, mask, y)
+        grad = attention_gradient(head, values, alpha, mask, y)
     length = jnp.sum(mask, axis=-1).astype(jnp.int32)
-    p_y = K.predicted_probability(logits, y)
+    p_y = predicted_probability(logits, y)
     return _Base(alpha, z, logits, y, y_head, p_y, grad, length)
 
 
@@ -148,15 +168,15 @@ def _single_erasures(values, mask, bias, base: _Base, head, spec: _Spec) -> _Sin
     """Every single erasure; the closed form's divergences come from the exact logit change."""
     n = mask.shape[1]
     if spec.closed:  # class-major rows with up to 32 classes
-        single, change = K.closed_form_singles(base.alpha, base.z, bias, unit_mass=spec.use_scores)
+        single, change = closed_form_singles(base.alpha, base.z, bias, unit_mass=spec.use_scores)
         js_raw, kl_raw = js_and_kl_from_change(base.logits[:, :, None], change, axis=1)
     else:
-        single = K.blocked_masked_head_logits(
-            head, values, base.alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        single = blocked_masked_head_logits(
+            head, values, base.alpha, single_keep_masks, (mask,), masks_per_doc=n
         )
         js_raw, kl_raw = js_and_kl_raw(base.logits[:, None, :], single)
     if isinstance(single, list):
-        pred = K.argmax_rows(single)
+        pred = argmax_rows(single)
     else:
         pred = jnp.argmax(single, axis=-1).astype(jnp.int32)
     return _Singles(
@@ -176,9 +196,9 @@ def _orderings(mask, doc_ids, extra_scores, base: _Base, singles: _Singles, spec
     names = tuple(dict.fromkeys(_TARGET_ORDER_RANKINGS + spec.ranking_names))
     rows = [_ranking_scores(nm, base.alpha, base.grad, singles.js, base.z) for nm in names]
     rows += [s.astype(base.alpha.dtype) for s in extra_scores]
-    score_keys = K.descending_keys(jnp.stack(rows, axis=1), mask[:, None, :])
-    random_keys = K.random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
-    orders = K.ascending_order(
+    score_keys = descending_keys(jnp.stack(rows, axis=1), mask[:, None, :])
+    random_keys = random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
+    orders = ascending_order(
         jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1),
         host_sorts=spec.host_sorts,
     )
@@ -196,8 +216,8 @@ def _target_items(mask, doc_ids, r_ext, orders, row_of, base: _Base, spec: _Spec
         ok.append(length >= pos + 1)
     tops = jnp.stack([idx[list(SINGLE_TARGETS).index(t)] for t in RANDOM_TARGETS.values()], 1)
     tops = jnp.where(length[:, None] >= 1, tops, 0)
-    u = K.comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
-    r = K.random_other_items(u, mask, tops, spec.random_mode)
+    u = comparison_uniforms(doc_ids, spec.seed, len(RANDOM_TARGETS))
+    r = random_other_items(u, mask, tops, spec.random_mode)
     for j in range(len(RANDOM_TARGETS)):
         r_j = jnp.where(length >= 2, r_ext[:, j], -1) if spec.r_given[j] else r[:, j]
         idx.append(r_j)
@@ -211,7 +231,7 @@ def _target_items(mask, doc_ids, r_ext, orders, row_of, base: _Base, spec: _Spec
 def _single_targets(t_idx, t_ok, base: _Base, singles: _Singles) -> SingleErasure:
     """The single erasures of the targets, every field `[B, T]` (-1 / NaN where undefined)."""
     safe = jnp.clip(t_idx, 0, base.alpha.shape[1] - 1)
-    fl = K.gather_items(jnp.stack([base.alpha, singles.js, singles.kl], -1), safe)  # [B, T, 3]
+    fl = gather_items(jnp.stack([base.alpha, singles.js, singles.kl], -1), safe)  # [B, T, 3]
     fl = jnp.where(t_ok[..., None], fl, jnp.nan)
     return SingleErasure(
         index=jnp.where(t_ok, t_idx, -1),
@@ -225,7 +245,7 @@ def _single_targets(t_idx, t_ok, base: _Base, singles: _Singles) -> SingleErasur
 def _prefix_removals(values, mask, bias, orders, base: _Base, head, spec: _Spec) -> _Removals:
     """Removing (and keeping only) the top k items of every curve ranking, k = 1..n."""
     if spec.closed:
-        curves = K.closed_form_removal(
+        curves = closed_form_removal(
             base.alpha,
             base.z,
             bias,
@@ -240,17 +260,17 @@ def _prefix_removals(values, mask, bias, orders, base: _Base, head, spec: _Spec)
     tops = (False, True) if spec.sufficiency else (False,)
 
     def keep_fn(o, m):  # [g, R, n], [g, n] -> [g, R' * n(k), n]
-        keep = jnp.concatenate([K.prefix_keep_masks(o, m, keep_top=t) for t in tops], 1)
+        keep = jnp.concatenate([prefix_keep_masks(o, m, keep_top=t) for t in tops], 1)
         return keep.reshape(o.shape[0], -1, n)
 
-    logits = K.blocked_masked_head_logits(
+    logits = blocked_masked_head_logits(
         head, values, base.alpha, keep_fn, (orders, mask), masks_per_doc=len(tops) * num_r * n
     )
     logits = logits.reshape(b, len(tops) * num_r, n, -1)
-    k_flip, _ = K.first_flip(logits[:, :num_r], base.y, base.length)
+    k_flip, _ = first_flip(logits[:, :num_r], base.y, base.length)
     if not spec.aopc:
         return _Removals(k_flip, None, None)
-    p_all = K.predicted_probability(logits, base.y[:, None, None])
+    p_all = predicted_probability(logits, base.y[:, None, None])
     return _Removals(k_flip, p_all[:, :num_r], p_all[:, num_r:])
 
 
@@ -289,7 +309,7 @@ def _removal_curves(orders, removals: _Removals, k_min, base: _Base, spec: _Spec
         k=k,
         gap=gap,
         frac=frac,
-        probmass=jnp.where(k > 0, K.removed_mass_at(base.alpha, orders, k), -1.0),
+        probmass=jnp.where(k > 0, removed_mass_at(base.alpha, orders, k), -1.0),
         gap_frac=gap_frac,
         aopc_comp=comp_full,
         aopc_comp_frac=comp_frac,
@@ -339,7 +359,7 @@ def _suite_outputs(
     removals = _prefix_removals(values, mask, bias, orders, base, head, spec)
     k_min = None
     if spec.min_flip:
-        k_min, _ = K.minimum_flip_set_from_z(
+        k_min, _ = minimum_flip_set_from_z(
             base.z, base.alpha, mask, bias, base.y, host_sorts=spec.host_sorts
         )
     curves, (comp, suff) = _removal_curves(orders, removals, k_min, base, spec)

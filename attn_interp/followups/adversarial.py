@@ -40,8 +40,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import item_logits
 from attn_interp.erasure.config import AffineParams
+from attn_interp.erasure.primitives import HIGHEST
+from attn_interp.erasure.random_draws import document_keys
 from attn_interp.followups.metrics import attention_js, masked_log_softmax, output_tvd
 from attn_interp.followups.weight_baselines import head_on_weights
 
@@ -94,7 +96,7 @@ def _initial_logits(alpha, mask, doc_ids, s: AdversarySettings):
     tiny = jnp.finfo(alpha.dtype).tiny
     log_alpha = jnp.where(mask, jnp.log(jnp.maximum(alpha, tiny)), 0.0)
     log_alpha = jnp.maximum(log_alpha, -30.0)  # underflowed weights: a finite inverse start
-    keys = K.document_keys(s.seed + _RESTART_SEED_OFFSET, doc_ids)
+    keys = document_keys(s.seed + _RESTART_SEED_OFFSET, doc_ids)
     n, rows = alpha.shape[1], len(s.epsilons) * s.restarts
 
     def doc_noise(key):  # [rows, n], each position from its own key
@@ -128,8 +130,8 @@ def _weights_to_logits(values, head, affine):
     z = values @ W are computed once, not at every step."""
     if affine is None:
         return lambda w: head_on_weights(values, w, head=head, affine=None)
-    z = K.item_logits(values, affine.kernel)
-    return lambda w: jnp.einsum("bsn,bnc->bsc", w, z, precision=K.HIGHEST) + affine.bias
+    z = item_logits(values, affine.kernel)
+    return lambda w: jnp.einsum("bsn,bnc->bsc", w, z, precision=HIGHEST) + affine.bias
 
 
 @functools.partial(jax.jit, static_argnames=("head", "settings", "block"))

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.sorting import descending_order, ranks_of
 from attn_interp.erasure.suite import aopc_k
 
 
@@ -117,8 +117,8 @@ def top_k_overlap(x: jax.Array, ys: jax.Array, mask: jax.Array, k: jax.Array) ->
     `[batch, items]`, k int `[batch]` (>= 1). Returns `[batch, R]`; NaN where n <= k."""
     mask = mask.astype(bool)
     n = jnp.sum(mask, axis=-1)
-    rank_x = K.ranks_of(K.descending_order(x, mask))  # [B, n]
-    rank_y = K.ranks_of(K.descending_order(ys, mask[:, None, :]))  # [B, R, n]
+    rank_x = ranks_of(descending_order(x, mask))  # [B, n]
+    rank_y = ranks_of(descending_order(ys, mask[:, None, :]))  # [B, R, n]
     kk = k[:, None, None]
     both = (rank_x[:, None, :] < kk) & (rank_y < kk) & mask[:, None, :]
     share = jnp.sum(both, axis=-1) / jnp.maximum(k, 1)[:, None]

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attn_interp.erasure import kernels as K
 from attn_interp.erasure.config import AffineParams
+from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups.adversarial import AdversaryResult, adversarial_attention
 from attn_interp.followups.agreement import Agreement, block_docs_for, rank_agreement
 from attn_interp.followups.config import FollowupConfig
@@ -91,7 +91,7 @@ def run_followups(
         raise ValueError("run_followups needs head(values, weights) or affine=(kernel, bias).")
     if affine is not None:
         affine = AffineParams(*(jnp.asarray(a, values.dtype) for a in affine))
-    alpha = K.masked_softmax(jnp.asarray(scores, values.dtype), mask)
+    alpha = masked_softmax(jnp.asarray(scores, values.dtype), mask)
     kernel_head = None if affine is not None else head
     if predicted is None:
         from attn_interp.followups.scores import base_logits
@@ -122,7 +122,7 @@ def run_followups(
     if config.baselines:
         other = None
         if other_scores is not None:
-            other = K.masked_softmax(jnp.asarray(other_scores, values.dtype), mask)
+            other = masked_softmax(jnp.asarray(other_scores, values.dtype), mask)
         baselines = weight_baselines(
             values,
             alpha,

@@ -14,9 +14,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import closed_form_singles, item_logits
 from attn_interp.erasure.config import AffineParams
 from attn_interp.erasure.divergence import LN2, js_and_kl_from_change, js_and_kl_raw
+from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
+from attn_interp.erasure.mask_path import blocked_masked_head_logits, single_keep_masks
+from attn_interp.erasure.primitives import HIGHEST
 
 Head = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -41,8 +44,8 @@ def base_logits(
     """Head output `[batch, classes]` on weights alpha `[batch, items]`; the affine product when
     `affine` is given (the head is then not called)."""
     if affine is not None:
-        z = K.item_logits(values, affine.kernel)
-        return jnp.einsum("bn,bnc->bc", alpha, z, precision=K.HIGHEST) + affine.bias
+        z = item_logits(values, affine.kernel)
+        return jnp.einsum("bn,bnc->bc", alpha, z, precision=HIGHEST) + affine.bias
     return head(values, alpha)
 
 
@@ -66,15 +69,15 @@ def ranking_scores(
     n = mask.shape[1]
     base = base_logits(values, alpha, head=head, affine=affine)
     if affine is not None:
-        z = K.item_logits(values, affine.kernel)
-        grad = K.affine_attention_gradient(z, alpha, mask, affine.bias, predicted)
-        _, change = K.closed_form_singles(alpha, z, affine.bias, unit_mass=True)
+        z = item_logits(values, affine.kernel)
+        grad = affine_attention_gradient(z, alpha, mask, affine.bias, predicted)
+        _, change = closed_form_singles(alpha, z, affine.bias, unit_mass=True)
         loo, _ = js_and_kl_from_change(base[:, :, None], change, axis=1)
         norm = jnp.where(mask, alpha * jnp.sqrt(jnp.sum(z * z, axis=-1)), 0.0)
     else:
-        grad = K.attention_gradient(head, values, alpha, mask, predicted)
-        single = K.blocked_masked_head_logits(
-            head, values, alpha, K.single_keep_masks, (mask,), masks_per_doc=n
+        grad = attention_gradient(head, values, alpha, mask, predicted)
+        single = blocked_masked_head_logits(
+            head, values, alpha, single_keep_masks, (mask,), masks_per_doc=n
         )
         loo, _ = js_and_kl_raw(base[:, None, :], single)
         norm = None

@@ -18,9 +18,11 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from attn_interp.erasure import kernels as K
+from attn_interp.erasure.closed_form import item_logits
 from attn_interp.erasure.config import AffineParams
 from attn_interp.erasure.divergence import js_divergence
+from attn_interp.erasure.primitives import HIGHEST
+from attn_interp.erasure.random_draws import random_orderings
 from attn_interp.followups.metrics import attention_js, output_tvd
 
 # The permutation's random stream: the engine's per-document ordering draws under a seed of its
@@ -51,7 +53,7 @@ def permuted_weights(alpha: jax.Array, mask: jax.Array, doc_ids: jax.Array, seed
     """alpha `[batch, items]` with its valid values moved to a uniformly random order of the
     valid positions (padding stays 0); each document's draw is seeded by its id. `[batch, items]`.
     """
-    order = K.random_orderings(mask, doc_ids, seed + PERMUTATION_SEED_OFFSET, 1)[:, 0]
+    order = random_orderings(mask, doc_ids, seed + PERMUTATION_SEED_OFFSET, 1)[:, 0]
     valid_first = jnp.argsort(~mask.astype(bool), axis=-1, stable=True)  # valid positions in order
     values = jnp.take_along_axis(alpha, valid_first, axis=-1)
     return jnp.put_along_axis(jnp.zeros_like(alpha), order, values, axis=-1, inplace=False)
@@ -73,8 +75,8 @@ def head_on_weights(
     """Logits `[batch, M, classes]` of the head on M weightings `[batch, M, items]` of values
     `[batch, items, dim]`: one vmapped head call, or the affine product when `affine` is given."""
     if affine is not None:
-        z = K.item_logits(values, affine.kernel)
-        return jnp.einsum("bmn,bnc->bmc", weights, z, precision=K.HIGHEST) + affine.bias
+        z = item_logits(values, affine.kernel)
+        return jnp.einsum("bmn,bnc->bmc", weights, z, precision=HIGHEST) + affine.bias
     return jax.vmap(head, in_axes=(None, 1), out_axes=1)(values, weights)
 
 
