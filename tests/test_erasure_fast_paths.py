@@ -27,6 +27,7 @@ from attn_interp.erasure.mask_path import (
     single_keep_masks,
 )
 from attn_interp.erasure.primitives import cumulative_sum, docs_per_block, masked_softmax
+from attn_interp.erasure.reference import js_and_kl_longdouble, np_js, np_log_softmax
 from attn_interp.erasure.sorting import (
     descending_order,
     lax_sort_last_axis,
@@ -34,7 +35,6 @@ from attn_interp.erasure.sorting import (
     sort_last_axis,
     stable_argsort,
 )
-from experiments.sequential_reference import np_js, np_log_softmax
 
 
 def _int_keys(rng, shape, distinct=2**31):
@@ -213,22 +213,6 @@ def test_fused_js_and_kl_match_numpy_float64(dtype):
             np.testing.assert_allclose(np.asarray(js)[tiny], js_want[tiny], atol=1e-7)
 
 
-def _js_kl_longdouble(lp: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(JS(p, q), KL(q || p)) by the textbook formulas in extended precision (x86: 64-bit
-    mantissa), from the same rounded logits."""
-    lp, lq = lp.astype(np.longdouble), lq.astype(np.longdouble)
-
-    def log_softmax(x):
-        x = x - x.max(-1, keepdims=True)
-        return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-    a, b = log_softmax(lp), log_softmax(lq)
-    p, q = np.exp(a), np.exp(b)
-    log_m = np.log((p + q) / 2)
-    js = 0.5 * np.sum(p * (a - log_m) + q * (b - log_m), -1)
-    return js.astype(np.float64), np.sum(q * (b - a), -1).astype(np.float64)
-
-
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_divergences_keep_relative_precision_for_tiny_changes(dtype):
     """An erasure among hundreds of items moves the logits by ~1e-4: JS ~ 1e-10, far below the
@@ -243,7 +227,7 @@ def test_divergences_keep_relative_precision_for_tiny_changes(dtype):
         js, kl = (
             np.asarray(x, np.float64) for x in js_and_kl_raw(jnp.asarray(lp), jnp.asarray(lq))
         )
-        js_want, kl_want = _js_kl_longdouble(lp, lq)
+        js_want, kl_want = js_and_kl_longdouble(lp, lq)
         assert js[0] == 0.0 and kl[0] == 0.0
         # float64: the extended-precision reference itself is good to ~1e-19 absolute.
         tol = dict(rtol=1e-5, atol=0.0) if dtype == jnp.float32 else dict(rtol=1e-9, atol=1e-18)

@@ -10,6 +10,7 @@ from helpers import affine_head
 from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure.closed_form import item_logits
 from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
+from attn_interp.erasure.reference import affine_gradient_float64
 
 GAPS = [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12]  # 1 - p_yhat
 
@@ -32,15 +33,6 @@ def _confident_docs(classes: int, seed: int = 0):
     return values, weights, kernel, biases.astype(np.float32)
 
 
-def _gradient_float64(values, weights, kernel, bias, y=0):
-    """g_i = p_y sum_{c != y} p_c (z_iy - z_ic) in float64 from the float32 inputs."""
-    z = values.astype(np.float64) @ kernel.astype(np.float64)  # [n, C]
-    logits = weights.astype(np.float64) @ z + bias
-    log_p = logits - np.logaddexp.reduce(logits)
-    p = np.exp(log_p)
-    return p[y] * ((z[:, y : y + 1] - z) @ p), log_p
-
-
 def _log_p_y(values, weights, kernel, bias):
     """log p_0 = -log(1 + sum_{c > 0} exp(l_c - l_0)), without the cancellation of l_0 - lse."""
     logits = weights @ (values @ kernel) + bias
@@ -55,7 +47,7 @@ def test_reference_gradient_matches_finite_differences(classes):
     v, w, k = values.astype(np.float64), weights.astype(np.float64), kernel.astype(np.float64)
     eps = 1e-6
     for i, gap in enumerate(GAPS):
-        g, log_p = _gradient_float64(values[i], weights[i], kernel, biases[i])
+        g, log_p = affine_gradient_float64(values[i], weights[i], kernel, biases[i])
         np.testing.assert_allclose(1 - np.exp(log_p[0]), gap, rtol=1e-3)
         fd = np.empty_like(g)
         for j in range(len(g)):
@@ -75,7 +67,7 @@ def test_gradients_of_confident_predictions_keep_their_precision(classes, dtype)
     values, weights, kernel, biases = _confident_docs(classes)
     with jax.enable_x64(dtype == jnp.float64):
         for i, gap in enumerate(GAPS):
-            want, _ = _gradient_float64(values[i], weights[i], kernel, biases[i])
+            want, _ = affine_gradient_float64(values[i], weights[i], kernel, biases[i])
             v, w = jnp.asarray(values[i : i + 1], dtype), jnp.asarray(weights[i : i + 1], dtype)
             k, b = jnp.asarray(kernel, dtype), jnp.asarray(biases[i], dtype)
             mask = jnp.ones(w.shape, bool)
@@ -96,7 +88,7 @@ def test_confident_document_from_the_issue_orders_by_gradient():
     weights = np.array([[0.45, 0.2, 0.35]], np.float32)
     logits = weights[0] @ z[0]
     bias = (np.array([-13.15, 6.08]) - logits).astype(np.float32)
-    want, log_p = _gradient_float64(z[0], weights[0], np.eye(2, dtype=np.float32), bias, y=1)
+    want, log_p = affine_gradient_float64(z[0], weights[0], np.eye(2, dtype=np.float32), bias, y=1)
     assert 4e-9 < -np.expm1(log_p[1]) < 5e-9
     assert np.argsort(-want).tolist() == [2, 0, 1]
     mask = np.ones((1, 3), bool)

@@ -25,7 +25,7 @@ from attn_interp.erasure.random_draws import (
     random_orderings,
     random_other_items,
 )
-from experiments.sequential_reference import (
+from attn_interp.erasure.reference import (
     SequentialReference,
     np_js,
     np_log_softmax,

@@ -1,8 +1,6 @@
 """Hard numerical cases of the affine fast paths: the exact minimum flip set against brute force
 under peaked, extreme, tied and near-one-hot attention; gradients of confident predictions."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,44 +9,7 @@ from helpers import affine_head, assert_minimum_bounds_every_ranking
 
 from attn_interp.erasure import ErasureConfig, minimum_flip_set, run_suite, to_flat
 from attn_interp.erasure.primitives import masked_softmax
-
-# Margins below this (relative to the logits' scale) are too close to a tie for the float32
-# arithmetic of the engine to decide like float64; exact ties (margin 0) are always compared.
-_AMBIGUOUS = 1e-5
-
-
-def _all_removals(n: int) -> np.ndarray:
-    """bool `[2^n - 1, n]`: every non-empty set of removed positions."""
-    return np.array([s for s in itertools.product([False, True], repeat=n) if any(s)])
-
-
-def brute_force_min_flip(values, weights, mask, kernel, bias, predicted):
-    """k_min per document by trying every removal set in float64 (the engine's semantics:
-    renormalise the survivors, bias alone when no mass remains, argmax with first-index ties).
-
-    Returns (k_min `[batch]`, robust bool `[batch]`: no survivor margin is a near-tie)."""
-    v, a = np.asarray(values, np.float64), np.asarray(weights, np.float64)
-    w, b = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
-    k_min = np.full(len(v), -1)
-    robust = np.ones(len(v), bool)
-    for i in range(len(v)):
-        valid = np.flatnonzero(mask[i])
-        z = v[i, valid] @ w
-        removed = _all_removals(len(valid))
-        kept = np.where(removed, 0.0, a[i, valid])
-        mass = kept.sum(-1)
-        num = kept @ z
-        logits = np.where(mass[:, None] > 0, num / np.where(mass > 0, mass, 1)[:, None], 0) + b
-        y = predicted[i]
-        margin = logits[:, y : y + 1] - logits  # >= 0 keeps y against that class
-        lower = np.arange(len(b)) < y
-        flips = ((margin < 0) | ((margin == 0) & lower)).any(-1)
-        scale = np.abs(z).max() + np.abs(b).max()
-        near = (np.abs(margin) < _AMBIGUOUS * scale) & (margin != 0)
-        robust[i] = not near.any()
-        if flips.any():
-            k_min[i] = removed[flips].sum(-1).min()
-    return k_min, robust
+from attn_interp.erasure.reference import brute_force_min_flip
 
 
 def _check_against_brute_force(values, weights, mask, kernel, bias, dtype, min_robust=0.8):

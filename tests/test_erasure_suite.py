@@ -21,7 +21,7 @@ from attn_interp.erasure import (
 )
 from attn_interp.erasure.gradients import attention_gradient
 from attn_interp.erasure.primitives import masked_softmax
-from experiments.sequential_reference import SequentialReference
+from attn_interp.erasure.reference import SequentialReference
 
 COMPARED = ("attention", "attention_asc", "gradient", "grad_x_attention", "random0", "random1")
 CFG = ErasureConfig(num_random=2)

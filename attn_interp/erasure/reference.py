@@ -1,15 +1,23 @@
-"""The original erasure algorithm, implemented literally, as a slow reference (paper_notes.md §6.4).
+"""Slow, obvious references for the erasure engine: what its fast paths are tested against.
 
-For every removal ordering: zero one more item per step, L1-renormalise the *current* weights
-(torch `normalize(p=1)`, floor 1e-12), run the head on the stored vectors, stop at the first decision
-flip. Each step is one jitted head call over the whole batch (fixed shape; documents that already
-flipped or ran out of items are masked out), with one host check per step of whether any document is
-still active. Single erasures are one head call per position. Used by the tests and by
-`experiments.benchmark_erasure`; the library never imports it.
+Nothing in the library imports this module; tests and `experiments.benchmark_erasure` do.
+
+* `SequentialReference`: the original erasure algorithm, implemented literally
+  (paper_notes.md §6.4). For every removal ordering: zero one more item per step, L1-renormalise
+  the *current* weights (torch `normalize(p=1)`, floor 1e-12), run the head on the stored vectors,
+  stop at the first decision flip. Each step is one jitted head call over the whole batch (fixed
+  shape; documents that already flipped or ran out of items are masked out), with one host check
+  per step of whether any document is still active. Single erasures are one head call per
+  position.
+* Textbook numpy formulas in float64 or extended precision: log-softmax and JS / KL divergences
+  (`np_log_softmax`, `np_js`, `js_and_kl_longdouble`), the affine head's gradient of p(y)
+  (`affine_gradient_float64`), stable descending orders (`stable_descending`).
+* `brute_force_min_flip`: the exact minimum flip set by trying every removal set.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -17,6 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 FLOOR = 1e-12
+# Margins below this (relative to the logits' scale) are too close to a tie for the float32
+# arithmetic of the engine to decide like float64; exact ties (margin 0) are always compared.
+AMBIGUOUS = 1e-5
 
 
 def l1_normalise(w: jax.Array) -> jax.Array:
@@ -176,3 +187,66 @@ def stable_descending(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """numpy stable descending argsort, padded positions last. `[B, n]`."""
     key = np.where(mask, -np.asarray(scores, np.float64), np.inf)
     return np.argsort(key, axis=-1, kind="stable")
+
+
+def js_and_kl_longdouble(lp: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(JS(p, q), KL(q || p)) by the textbook formulas in extended precision (x86: 64-bit
+    mantissa), from the same rounded logits."""
+    lp, lq = lp.astype(np.longdouble), lq.astype(np.longdouble)
+
+    def log_softmax(x):
+        x = x - x.max(-1, keepdims=True)
+        return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+    a, b = log_softmax(lp), log_softmax(lq)
+    p, q = np.exp(a), np.exp(b)
+    log_m = np.log((p + q) / 2)
+    js = 0.5 * np.sum(p * (a - log_m) + q * (b - log_m), -1)
+    return js.astype(np.float64), np.sum(q * (b - a), -1).astype(np.float64)
+
+
+def affine_gradient_float64(values, weights, kernel, bias, y=0):
+    """g_i = p_y sum_{c != y} p_c (z_iy - z_ic) in float64 for one document: values `[n, d]`,
+    weights `[n]`, kernel `[d, C]`, bias `[C]`. Returns (g `[n]`, log p `[C]`)."""
+    z = values.astype(np.float64) @ kernel.astype(np.float64)  # [n, C]
+    logits = weights.astype(np.float64) @ z + bias
+    log_p = logits - np.logaddexp.reduce(logits)
+    p = np.exp(log_p)
+    return p[y] * ((z[:, y : y + 1] - z) @ p), log_p
+
+
+def _all_removals(n: int) -> np.ndarray:
+    """bool `[2^n - 1, n]`: every non-empty set of removed positions."""
+    return np.array([s for s in itertools.product([False, True], repeat=n) if any(s)])
+
+
+def brute_force_min_flip(
+    values, weights, mask, kernel, bias, predicted, *, ambiguous: float = AMBIGUOUS
+):
+    """k_min per document by trying every removal set in float64 (the engine's semantics:
+    renormalise the survivors, bias alone when no mass remains, argmax with first-index ties).
+
+    Returns (k_min `[batch]`, robust bool `[batch]`: no survivor margin is a near-tie, i.e.
+    within `ambiguous` times the logits' scale without being an exact tie)."""
+    v, a = np.asarray(values, np.float64), np.asarray(weights, np.float64)
+    w, b = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
+    k_min = np.full(len(v), -1)
+    robust = np.ones(len(v), bool)
+    for i in range(len(v)):
+        valid = np.flatnonzero(mask[i])
+        z = v[i, valid] @ w
+        removed = _all_removals(len(valid))
+        kept = np.where(removed, 0.0, a[i, valid])
+        mass = kept.sum(-1)
+        num = kept @ z
+        logits = np.where(mass[:, None] > 0, num / np.where(mass > 0, mass, 1)[:, None], 0) + b
+        y = predicted[i]
+        margin = logits[:, y : y + 1] - logits  # >= 0 keeps y against that class
+        lower = np.arange(len(b)) < y
+        flips = ((margin < 0) | ((margin == 0) & lower)).any(-1)
+        scale = np.abs(z).max() + np.abs(b).max()
+        near = (np.abs(margin) < ambiguous * scale) & (margin != 0)
+        robust[i] = not near.any()
+        if flips.any():
+            k_min[i] = removed[flips].sum(-1).min()
+    return k_min, robust
