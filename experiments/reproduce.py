@@ -52,8 +52,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder of the whole job 
 _MODELS = flags.DEFINE_string(
     "models",
     ",".join(DEFAULT_MODELS),
-    "Comma-separated architectures (han_rnn, han_conv, han_noenc, flan_rnn, flan_conv, "
-    "flan_noenc) or 'all'.",
+    "Comma-separated architectures ({han,flan}_{rnn,conv,noenc}) or 'all'.",
 )
 _DATASETS = flags.DEFINE_list(
     "datasets", None, "Comma-separated dataset names; default: the --dataset flag."

@@ -9,17 +9,11 @@ from typing import Any
 import numpy as np
 
 from attn_interp.erasure import COMPARISONS, RemovalCurve, SuiteResults, from_flat, summarize
+from attn_interp.models.config import ARCHITECTURES
 
-# Display names (paper_notes.md §1.1 figure labels) and the order models appear in tables and
-# figures.
-ARCH_LABELS = {
-    "han_rnn": "HANrnn",
-    "han_conv": "HANconv",
-    "han_noenc": "HANnoenc",
-    "flan_rnn": "FLANrnn",
-    "flan_conv": "FLANconv",
-    "flan_noenc": "FLANnoenc",
-}
+# Display names (paper_notes.md §1.1 figure labels: "han_rnn" -> "HANrnn"), in the order models
+# appear in tables and figures (`ARCHITECTURES`).
+ARCH_LABELS = {a: a.split("_")[0].upper() + a.split("_")[1] for a in ARCHITECTURES}
 RANKING_LABELS = {
     "random0": "Random",
     "attention": "Attention",
@@ -154,7 +148,7 @@ class ModelResults:
 def order_models(models: Sequence[ModelResults]) -> list[ModelResults]:
     """Models sorted by dataset (first-seen order), then by the paper's architecture order."""
     datasets = list(dict.fromkeys(m.dataset for m in models))
-    archs = list(ARCH_LABELS)
+    archs = list(ARCHITECTURES)
 
     def key(m: ModelResults):
         a = archs.index(m.arch) if m.arch in archs else len(archs)

@@ -12,18 +12,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from attn_interp.data.paper.splits import PAPER_TRAINING_CAPS
+from attn_interp.models.config import ARCHITECTURES
+
 ClipMode = Literal["norm", "value", "none"]
 CLIP_MODES: tuple[str, ...] = ("norm", "value", "none")
 FAMILIES: tuple[str, ...] = ("yahoo", "imdb", "amazon", "yelp")
 HAN_SENTENCES_PER_CAP = 16
-_ARCHS: tuple[str, ...] = (
-    "han_rnn",
-    "han_conv",
-    "han_noenc",
-    "flan_rnn",
-    "flan_conv",
-    "flan_noenc",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,13 +116,13 @@ class Preset:
     dropouts: Dropouts
 
 
-# Training-file filters of the paper (paper_notes.md §3.1): (max sentences, max tokens per
-# sentence).
-_FAMILY_TRAIN_CAPS = {
-    "yahoo": (50, 350),
-    "imdb": (None, None),
-    "amazon": (15, 130),
-    "yelp": (43, 200),
+# The dataset of each family whose training-file filters (`PAPER_TRAINING_CAPS`, paper_notes.md
+# §3.1) the family's runs use.
+_FAMILY_CAPS_DATASET = {
+    "yahoo": "yahoo_answers",
+    "imdb": "imdb_10class",
+    "amazon": "amazon_5class",
+    "yelp": "yelp_5class",
 }
 
 # (lr, word dropout, sentence dropout, logit dropout HAN, logit dropout FLAN, epochs, seed HAN,
@@ -161,9 +156,10 @@ def paper_preset(dataset: str, arch: str) -> Preset:
     noenc models train for up to 60 epochs with patience 10. Embeddings start from word2vec
     trained on the dataset (`attn_interp.embeddings`, the paper's settings).
     """
-    if arch not in _ARCHS:
-        raise ValueError(f"Unknown architecture {arch!r}: use one of {_ARCHS}.")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {arch!r}: use one of {ARCHITECTURES}.")
     family = family_of(dataset)
+    caps = PAPER_TRAINING_CAPS[_FAMILY_CAPS_DATASET[family]]
     (
         lr,
         word,
@@ -188,8 +184,8 @@ def paper_preset(dataset: str, arch: str) -> Preset:
         clip_threshold=10.0 if clip == "norm" else 50.0,
         max_cells_per_batch=cap_han * HAN_SENTENCES_PER_CAP if han else cap_flan,
         seed=seed_han if han else seed_flan,
-        max_sentences_per_doc=_FAMILY_TRAIN_CAPS[family][0],
-        max_tokens_per_sentence=_FAMILY_TRAIN_CAPS[family][1],
+        max_sentences_per_doc=caps.max_sentences_per_doc,
+        max_tokens_per_sentence=caps.max_tokens_per_sentence,
         embeddings="word2vec",  # the paper's initialisation (paper_notes.md §1.7)
     )
     dropouts = Dropouts(
