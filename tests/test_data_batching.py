@@ -14,7 +14,6 @@ from attn_interp.data import (
     Vocabulary,
     apply_training_caps,
     encode_corpus,
-    ladder_value,
     make_batches,
     pack_config_for,
     pack_sentences,
@@ -22,6 +21,7 @@ from attn_interp.data import (
     tokenize,
     tokenize_sentences,
 )
+from attn_interp.data.batching import packed_rows
 
 
 def _round_up(x, m):
@@ -293,7 +293,7 @@ def test_pack_sentences_round_trips_real_sentences_contiguously(gap):
     assert len(np.unique(packed.segment[packed.segment < docs * sentences])) == real.sum()
     # several sentences share rows; the rows axis is the ladder value over the rows used
     used = int((packed.segment < docs * sentences).any(1).sum())
-    assert used < real.sum() and packed.words.shape[0] == ladder_value(used, 2.0)
+    assert used < real.sum() and packed.words.shape[0] == packed_rows(used, cfg)
 
 
 def test_pack_sentences_ladder_shapes_long_sentences_and_empty_batches():
@@ -310,6 +310,15 @@ def test_pack_sentences_ladder_shapes_long_sentences_and_empty_batches():
         pack_sentences(np.zeros((2, 3), np.int32), cfg)
     with pytest.raises(ValueError, match="ratio"):
         PackConfig(ratio=1.0)
+
+
+def test_packed_rows_is_the_smaller_of_ratio_ladder_and_row_steps():
+    cfg = PackConfig(rows_step=16)
+    got = [packed_rows(u, cfg) for u in (0, 1, 8, 9, 16, 17, 33, 48, 49, 65, 80, 81, 97, 200)]
+    assert got == [8, 8, 8, 16, 16, 32, 48, 48, 64, 80, 80, 96, 112, 208]
+    assert [packed_rows(u, PackConfig(rows_step=64)) for u in (5, 40, 65)] == [8, 64, 128]
+    with pytest.raises(ValueError, match="rows_step"):
+        PackConfig(rows_step=0)
 
 
 def test_pack_config_for_covers_most_documents():
