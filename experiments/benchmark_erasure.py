@@ -22,9 +22,10 @@ import numpy as np
 from absl import app, flags
 
 from attn_interp.erasure import ErasureConfig, run_suite
-from attn_interp.erasure.primitives import HIGHEST, masked_softmax
+from attn_interp.erasure.primitives import HIGHEST
 from attn_interp.erasure.random_draws import random_orderings
 from attn_interp.erasure.reference import SequentialReference
+from attn_interp.models.attention import masked_softmax
 
 _REPEATS = flags.DEFINE_integer("repeats", 10, "timed repeats per method and shape")
 _SEED = flags.DEFINE_integer("seed", 0, "seed of the synthetic inputs")

@@ -22,9 +22,9 @@ import numpy as np
 from absl import app, flags
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import FollowupConfig, adversarial_attention, run_followups
 from attn_interp.followups.adversarial import AdversarySettings, search_problem
+from attn_interp.models.attention import masked_softmax
 from experiments.benchmark_erasure import SHAPES, make_inputs, timed_interleaved
 
 # --repeats and --seed are benchmark_erasure's flags (imported with its inputs).

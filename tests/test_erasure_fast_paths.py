@@ -26,7 +26,7 @@ from attn_interp.erasure.mask_path import (
     masked_head_logits,
     single_keep_masks,
 )
-from attn_interp.erasure.primitives import cumulative_sum, docs_per_block, masked_softmax
+from attn_interp.erasure.primitives import cumulative_sum, docs_per_block
 from attn_interp.erasure.reference import js_and_kl_longdouble, np_js, np_log_softmax
 from attn_interp.erasure.sorting import (
     descending_order,
@@ -35,6 +35,7 @@ from attn_interp.erasure.sorting import (
     sort_last_axis,
     stable_argsort,
 )
+from attn_interp.models.attention import masked_softmax
 
 
 def _int_keys(rng, shape, distinct=2**31):

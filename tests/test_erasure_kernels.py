@@ -19,7 +19,6 @@ from attn_interp.erasure.decisions import first_flip
 from attn_interp.erasure.divergence import LN2, js_divergence_raw
 from attn_interp.erasure.gradients import affine_attention_gradient, attention_gradient
 from attn_interp.erasure.mask_path import masked_head_logits, prefix_keep_masks, single_keep_masks
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.erasure.random_draws import (
     comparison_uniforms,
     random_orderings,
@@ -31,6 +30,7 @@ from attn_interp.erasure.reference import (
     np_log_softmax,
     stable_descending,
 )
+from attn_interp.models.attention import masked_softmax
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

@@ -8,8 +8,8 @@ import pytest
 from helpers import affine_head, assert_minimum_bounds_every_ranking
 
 from attn_interp.erasure import ErasureConfig, minimum_flip_set, run_suite, to_flat
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.erasure.reference import brute_force_min_flip
+from attn_interp.models.attention import masked_softmax
 
 
 def _check_against_brute_force(values, weights, mask, kernel, bias, dtype, min_robust=0.8):

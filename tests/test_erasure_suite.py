@@ -20,8 +20,8 @@ from attn_interp.erasure import (
     write_outputs,
 )
 from attn_interp.erasure.gradients import attention_gradient
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.erasure.reference import SequentialReference
+from attn_interp.models.attention import masked_softmax
 
 COMPARED = ("attention", "attention_asc", "gradient", "grad_x_attention", "random0", "random1")
 CFG = ErasureConfig(num_random=2)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups.adversarial import adversarial_attention
+from attn_interp.models.attention import masked_softmax
 
 EPS = (0.01, 0.002, 0.05)
 

@@ -9,9 +9,9 @@ from scipy import stats
 
 from attn_interp.erasure import ErasureConfig, run_suite, to_flat
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import FollowupConfig, kendall_tau_b, run_followups, top_k_overlap
 from attn_interp.followups.agreement import overlap_ks
+from attn_interp.models.attention import masked_softmax
 
 
 def _tied(rng, shape, levels):

@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups import weight_baselines
 from attn_interp.followups.weight_baselines import permuted_weights
+from attn_interp.models.attention import masked_softmax
 
 
 def _problem(seed=0, b=6, n=11, d=4, c=3):

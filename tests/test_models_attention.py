@@ -57,6 +57,51 @@ def test_masked_softmax_gradients_are_finite_and_zero_at_padding():
     assert np.all(np.asarray(grad)[~np.asarray(mask)] == 0.0)
 
 
+@pytest.mark.parametrize("x64", [False, True])
+def test_masked_softmax_hard_cases_without_any_nan(x64):
+    """Extreme spreads and magnitudes, exact ties, a one-item row (n = 1), one valid item among
+    junk and a row without valid items, jitted under `jax.debug_nans` (no NaN even inside, also
+    in the gradient): against extended precision, exact zeros at masked items and empty rows."""
+    dtype = np.float64 if x64 else np.float32
+    big = np.finfo(dtype).max / 4
+    rows = [
+        ([1e4, 0.0, -1e4, 3.0], [1, 1, 1, 0]),
+        ([88.0, -88.0, 87.5, 0.0], [1, 1, 1, 1]),
+        ([big, big, -big, big], [1, 1, 1, 0]),  # a tie of huge scores
+        ([-big, -big, -big, 0.0], [1, 1, 0, 0]),
+        ([20.0, 0.0, 0.0, 0.0], [1, 1, 0, 1]),  # near one-hot (1 - p ~ 4e-9)
+        ([5.0, np.nan, np.inf, -np.inf], [1, 0, 0, 0]),  # one valid item among junk
+        ([np.nan, np.inf, 1.0, 2.0], [0, 0, 0, 0]),  # no valid item
+    ]
+    scores = np.array([r[0] for r in rows], dtype)
+    mask = np.array([r[1] for r in rows], bool)
+    with jax.enable_x64(x64):
+        junk = jnp.asarray(scores)  # NaN at masked items: put on the device before debug_nans
+        coeff = jnp.arange(4, dtype=dtype)
+        with jax.debug_nans(True):
+            got = np.asarray(jax.jit(masked_softmax)(junk, jnp.asarray(mask)))
+            first = jnp.asarray(np.where(mask, scores, 0.0)[:, :1])
+            one = np.asarray(masked_softmax(first, jnp.ones((7, 1), bool)))
+            grad = jax.grad(lambda s: jnp.sum(masked_softmax(s, jnp.asarray(mask)) @ coeff))(
+                jnp.asarray(np.where(mask, scores, 0.0))
+            )
+    assert got.dtype == dtype and not np.isnan(got).any()
+    want = np.zeros(scores.shape, np.longdouble)
+    for i in range(len(rows)):
+        s = scores[i, mask[i]].astype(np.longdouble)
+        if s.size:
+            e = np.exp(s - s.max())
+            want[i, mask[i]] = e / e.sum()
+    eps = np.finfo(dtype).eps
+    # Subnormal weights may flush to 0: absolute tolerance of the smallest normal number.
+    tiny = np.finfo(dtype).tiny
+    np.testing.assert_allclose(got, want.astype(np.float64), rtol=8 * eps, atol=tiny)
+    assert np.all(got[~mask] == 0.0) and np.all(got[-1] == 0.0)
+    np.testing.assert_array_equal(got[2, :3], [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(one, 1.0)  # n = 1: the item takes all the weight
+    assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[~mask] == 0.0)
+
+
 def test_masked_softmax_rejects_mismatched_mask():
     with pytest.raises(ValueError, match="mask shape"):
         masked_softmax(jnp.zeros((2, 3)), jnp.ones((2, 4), bool))

@@ -82,7 +82,7 @@ _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
 # (what each revision changed is in the commit history of this line).
-RESULTS_REVISION = 6
+RESULTS_REVISION = 8
 # Documents are encoded, batched and erased in fixed blocks of this many split positions,
 # whatever the shard size (see `_Blocks`).
 BLOCK_DOCS = 512

@@ -1,5 +1,5 @@
-"""Array primitives shared by the erasure kernels: masked softmax, exact cumulative sums, per-row
-gathers, and running a per-document function block by block of documents."""
+"""Array primitives shared by the erasure kernels: exact cumulative sums, per-row gathers, and
+running a per-document function block by block of documents."""
 
 from __future__ import annotations
 
@@ -11,19 +11,6 @@ import jax.numpy as jnp
 Head = Callable[[jax.Array, jax.Array], jax.Array]
 # Full float32 products on every platform: TF32 on GPUs would decide near-ties differently.
 HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax of `scores [batch, items]` over the True positions of `mask`; exactly 0 elsewhere.
-
-    A row without any valid item gives all zeros (not NaN).
-    """
-    neg = jnp.where(mask, scores, -jnp.inf)
-    top = jnp.max(neg, axis=-1, keepdims=True)
-    top = jnp.where(jnp.isfinite(top), top, 0.0)
-    e = jnp.exp(neg - top)
-    total = jnp.sum(e, axis=-1, keepdims=True)
-    return e / jnp.where(total > 0, total, 1.0)
 
 
 def cumulative_sum(x: jax.Array, axis: int, reverse: bool, exclusive: bool = False) -> jax.Array:

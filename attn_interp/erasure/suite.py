@@ -36,7 +36,7 @@ from attn_interp.erasure.mask_path import (
     single_keep_masks,
 )
 from attn_interp.erasure.min_flip import minimum_flip_set_from_z
-from attn_interp.erasure.primitives import HIGHEST, gather_items, masked_softmax
+from attn_interp.erasure.primitives import HIGHEST, gather_items
 from attn_interp.erasure.random_draws import (
     comparison_uniforms,
     random_other_items,
@@ -55,6 +55,7 @@ from attn_interp.erasure.results import (
     concatenate_results,
 )
 from attn_interp.erasure.sorting import ascending_order, descending_keys
+from attn_interp.models.attention import masked_softmax
 
 R_INDEX_KEYS = {"attention": "rand", "gradient": "grad_rand", "grad_x_attention": "gxa_rand"}
 

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.erasure.primitives import masked_softmax
 from attn_interp.followups.adversarial import AdversaryResult, adversarial_attention
 from attn_interp.followups.agreement import Agreement, block_docs_for, rank_agreement
 from attn_interp.followups.config import FollowupConfig
 from attn_interp.followups.scores import ranking_scores
 from attn_interp.followups.weight_baselines import BaselineResult, weight_baselines
+from attn_interp.models.attention import masked_softmax
 
 Head = Callable[[jax.Array, jax.Array], jax.Array]
 

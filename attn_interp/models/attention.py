@@ -10,19 +10,25 @@ from attn_interp.models.initializers import torch_default_uniform
 
 
 def masked_softmax(scores: jax.Array, mask: jax.Array) -> jax.Array:
-    """Softmax over the valid items of each row.
+    """Softmax over the valid items of each row: the one masked softmax of the models and the
+    erasure engine (the engine's weights are then the model's own, see paper_notes.md Q10).
 
     scores: `[..., items]` (any value, even inf/NaN, at masked items); mask: bool `[..., items]`.
     Returns `[..., items]` weights that sum to 1 over valid items, are exactly 0 at masked items,
     and are all 0 (never NaN) in rows with no valid item.
+
+    `jax.nn.softmax` subtracts the row maximum and divides by the sum of exponentials (more accurate
+    in float32 than exp(s - logsumexp), whose rounding error grows with |s|), with a stable custom
+    derivative. A row without valid items takes part as if all were valid (its weights are
+    zeroed afterwards), so that no intermediate value is NaN there (-inf - -inf).
     """
     mask = jnp.asarray(mask, dtype=bool)
     if mask.shape != scores.shape:
         raise ValueError(
             f"masked_softmax: mask shape {mask.shape} must equal scores shape {scores.shape}."
         )
-    safe_scores = jnp.where(mask, scores, 0.0)
-    weights = jax.nn.softmax(safe_scores, axis=-1, where=mask)
+    inside = mask | ~jnp.any(mask, axis=-1, keepdims=True)
+    weights = jax.nn.softmax(jnp.where(mask, scores, 0.0), axis=-1, where=inside)
     return jnp.where(mask, weights, 0.0)
 
 
