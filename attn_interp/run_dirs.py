@@ -17,6 +17,15 @@ Erasure output folder (`ErasureDir`, `attn_interp.erasure.evaluate_run`):
   summary.json      aggregate statistics (Tables 2-4, the Q10 count of
                     docs/paper_notes.md, throughput)
   documents.jsonl   the items of each erased document (for the example figures)
+  *.csv             the original code's CSVs (`attn_interp.erasure.outputs`)
+
+Follow-up output folder (`FollowupDir`, `attn_interp.followups.stage.evaluate_followups`):
+  manifest.json, shards/, results.npz, summary.json as above; followups.csv
+
+Job folder (`JobDir`, `experiments.reproduce --workdir`):
+  runs/NAME/ARCH       one training run folder per dataset and architecture
+  seeds/NAME/ARCH      the same with another seed (the follow-ups' "other seed" baseline)
+  dataset_stats/NAME.json, report/
 
 Both records are compared the same way (`attn_interp.records.record_differences`): a reused
 folder must match the settings and data that are asked for now.
@@ -47,6 +56,13 @@ DOCUMENTS_FILE = "documents.jsonl"
 SHARD_DIR = "shards"
 RESULTS_FILE = "results.npz"
 SUMMARY_FILE = "summary.json"
+FOLLOWUPS_DIR = "followups"
+FOLLOWUPS_CSV_FILE = "followups.csv"
+
+RUNS_DIR = "runs"
+SEEDS_DIR = "seeds"
+DATASET_STATS_DIR = "dataset_stats"
+REPORT_DIR = "report"
 
 _VOLATILE_TRAIN_FIELDS = ("progress",)  # may change between a run and its resumption
 _UNSET_IF_NONE = ("embeddings_path", "word2vec", "embeddings_corpus")
@@ -96,16 +112,61 @@ def stable_record(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunDir:
-    """A training run folder. `path` is made absolute."""
+class _Folder:
+    """A folder of named files. `path` is made absolute."""
 
     path: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", os.path.abspath(self.path))
+        object.__setattr__(self, "path", os.path.abspath(os.fspath(self.path)))
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ResultsDir(_Folder):
+    """The output folder of a stage whose results are keyed by a manifest: manifest.json,
+    shards/ (resume), results.npz, summary.json (written last)."""
+
+    @property
+    def manifest_path(self) -> str:
+        return self.file(MANIFEST_FILE)
+
+    @property
+    def shard_dir(self) -> str:
+        return self.file(SHARD_DIR)
+
+    @property
+    def results_path(self) -> str:
+        return self.file(RESULTS_FILE)
+
+    @property
+    def summary_path(self) -> str:
+        return self.file(SUMMARY_FILE)
+
+    def shard_path(self, s: int) -> str:
+        return os.path.join(self.shard_dir, f"shard_{s:05d}.npz")
+
+    def manifest(self) -> dict[str, Any] | None:
+        """manifest.json's content; None before the stage wrote it."""
+        return _read_json(self.manifest_path, ValueError, _RERUN)
+
+    def is_finished(self) -> bool:
+        """summary.json is written last: its presence means the results are complete."""
+        return os.path.isfile(self.summary_path)
+
+    def differences(self, want: Mapping[str, Any]) -> list[str] | None:
+        """How the manifest's entries named in `want` differ from it; None without a manifest."""
+        manifest = self.manifest()
+        if manifest is None:
+            return None
+        return record_differences({k: manifest.get(k) for k in want}, want)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir(_Folder):
+    """A training run folder. `path` is made absolute."""
 
     @property
     def config_path(self) -> str:
@@ -126,6 +187,10 @@ class RunDir:
     def erasure(self, out_dir: str | None = None) -> ErasureDir:
         """The erasure output folder of this run (default RUN/erasure)."""
         return ErasureDir(out_dir or self.file(ERASURE_DIR))
+
+    def followups(self, out_dir: str | None = None) -> FollowupDir:
+        """The follow-up output folder of this run (default RUN/followups)."""
+        return FollowupDir(out_dir or self.file(FOLLOWUPS_DIR))
 
     def record(self) -> dict[str, Any] | None:
         """config.json's content; None before the first training call wrote it."""
@@ -192,54 +257,12 @@ class RunDir:
 
 
 @dataclasses.dataclass(frozen=True)
-class ErasureDir:
+class ErasureDir(_ResultsDir):
     """An erasure output folder. `path` is made absolute."""
-
-    path: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", os.path.abspath(self.path))
-
-    def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
-
-    @property
-    def manifest_path(self) -> str:
-        return self.file(MANIFEST_FILE)
-
-    @property
-    def shard_dir(self) -> str:
-        return self.file(SHARD_DIR)
-
-    @property
-    def results_path(self) -> str:
-        return self.file(RESULTS_FILE)
-
-    @property
-    def summary_path(self) -> str:
-        return self.file(SUMMARY_FILE)
 
     @property
     def documents_path(self) -> str:
         return self.file(DOCUMENTS_FILE)
-
-    def shard_path(self, s: int) -> str:
-        return os.path.join(self.shard_dir, f"shard_{s:05d}.npz")
-
-    def manifest(self) -> dict[str, Any] | None:
-        """manifest.json's content; None before an erasure call wrote it."""
-        return _read_json(self.manifest_path, ValueError, _RERUN)
-
-    def is_finished(self) -> bool:
-        """summary.json is written last: its presence means the results are complete."""
-        return os.path.isfile(self.summary_path)
-
-    def differences(self, want: Mapping[str, Any]) -> list[str] | None:
-        """How the manifest's entries named in `want` differ from it; None without a manifest."""
-        manifest = self.manifest()
-        if manifest is None:
-            return None
-        return record_differences({k: manifest.get(k) for k in want}, want)
 
     def check_run(self, run: RunDir) -> None:
         """Refuses results whose manifest names another trained run than `run` holds."""
@@ -252,3 +275,40 @@ class ErasureDir:
                 "(other settings or data): re-run the erasure tests on this run (python -m "
                 "experiments.erasure --workdir=RUN --overwrite)."
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class FollowupDir(_ResultsDir):
+    """A follow-up output folder. `path` is made absolute."""
+
+    @property
+    def csv_path(self) -> str:
+        return self.file(FOLLOWUPS_CSV_FILE)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobDir(_Folder):
+    """The folder of a whole job (`experiments.reproduce --workdir`). `path` is made absolute."""
+
+    @property
+    def runs_path(self) -> str:
+        return self.file(RUNS_DIR)
+
+    @property
+    def report_path(self) -> str:
+        return self.file(REPORT_DIR)
+
+    def run(self, dataset: str, arch: str) -> RunDir:
+        """The training run of `arch` on the corpus `dataset`."""
+        return RunDir(os.path.join(self.runs_path, dataset, arch))
+
+    def other_seed_run(self, dataset: str, arch: str) -> RunDir:
+        """The run of `arch` on `dataset` with another seed."""
+        return RunDir(os.path.join(self.file(SEEDS_DIR), dataset, arch))
+
+    @property
+    def dataset_stats_dir(self) -> str:
+        return self.file(DATASET_STATS_DIR)
+
+    def dataset_stats_path(self, dataset: str) -> str:
+        return os.path.join(self.dataset_stats_dir, f"{dataset}.json")

@@ -130,9 +130,10 @@ def stats_stage(data_cfg, loaded, workdir: str, min_count: int) -> dict:
     for the same settings and the same data (`dataset_fingerprint`)."""
     from attn_interp.data.fingerprint import dataset_fingerprint
     from attn_interp.records import record_differences
+    from attn_interp.run_dirs import JobDir
 
     name = data_cfg.corpus_name
-    path = os.path.join(workdir, "dataset_stats", f"{name}.json")
+    path = JobDir(workdir).dataset_stats_path(name)
     key = {
         "config": _json(data_cfg),
         "min_count": min_count,
@@ -314,7 +315,9 @@ def other_seed_stage(data_cfg, loaded, arch: str, workdir: str, *, smoke: bool, 
     if arch not in _OTHER_SEED_MODELS.value:
         return None
     seed = train_settings(data_cfg, loaded, arch, smoke=smoke)[0].seed
-    run_dir = os.path.join(workdir, "seeds", data_cfg.corpus_name, arch)
+    from attn_interp.run_dirs import JobDir
+
+    run_dir = JobDir(workdir).other_seed_run(data_cfg.corpus_name, arch).path
     given = flags.FLAGS.seed
     flags.FLAGS.seed = seed + 1  # train_stage reads the training flags
     try:
@@ -342,13 +345,14 @@ def followup_report_sections(workdir: str, models, report_dir: str) -> list:
     from attn_interp.analysis.explorer import write_explorer
     from attn_interp.analysis.followups_report import FollowupEntry, followup_sections
     from attn_interp.followups.stage import load_followups
+    from attn_interp.run_dirs import JobDir
 
     entries, links = [], []
     for m in models:
-        out = os.path.join(workdir, "runs", m.dataset, m.arch, "followups")
+        out = JobDir(workdir).run(m.dataset, m.arch).followups()
         columns = None
-        if os.path.isfile(os.path.join(out, "summary.json")):
-            columns, summary = load_followups(out)
+        if out.is_finished():
+            columns, summary = load_followups(out.path)
             entries.append(FollowupEntry(m, columns, summary))
         if m.results.items is not None:
             stem = f"explorer/{m.dataset}_{m.arch}.html"
@@ -363,10 +367,12 @@ def run() -> str:
 
     from attn_interp.analysis import load_workdir_results, write_report
     from attn_interp.data import load_splits
+    from attn_interp.run_dirs import JobDir
 
     if not _WORKDIR.value:
         raise app.UsageError("--workdir is required (the output folder of the job).")
-    workdir = os.path.abspath(_WORKDIR.value)
+    job = JobDir(_WORKDIR.value)
+    workdir = job.path
     smoke = _SMOKE.value
     models = parse_models(_MODELS.value)
     datasets = _DATASETS.value or [flags.FLAGS.dataset]
@@ -379,8 +385,9 @@ def run() -> str:
         f"workdir {workdir}; datasets {datasets}; models {models}; backend "
         f"{jax.default_backend()}{'; smoke mode' if smoke else ''}"
     )
-    for folder in ("dataset_stats", "report", "report/documents"):  # left by a killed run
-        remove_stale_temp_files(os.path.join(workdir, folder))
+    report_dir = job.report_path
+    for folder in (job.dataset_stats_dir, report_dir, os.path.join(report_dir, "documents")):
+        remove_stale_temp_files(folder)  # left by a killed run
     names, baselines = [], {}
     for dataset in datasets:
         data_cfg = data_config(dataset, smoke)
@@ -390,7 +397,7 @@ def run() -> str:
         stats_stage(data_cfg, loaded, workdir, min_count)
         baselines[name] = baseline_stage(data_cfg, loaded)
         for arch in models:
-            run_dir = os.path.join(workdir, "runs", name, arch)
+            run_dir = job.run(name, arch).path
             train_stage(
                 data_cfg,
                 loaded,
@@ -430,14 +437,12 @@ def run() -> str:
     log(f"report: writing figures and tables for {len(found.models)} models")
     md_path, html_path = write_report(
         found.models,
-        os.path.join(workdir, "report"),
+        report_dir,
         dataset_stats=found.dataset_stats,
         notes=notes,
         max_points_per_bin=_POINTS_PER_BIN.value,
         baselines=baselines,
-        extra_sections=followup_report_sections(
-            workdir, found.models, os.path.join(workdir, "report")
-        ),
+        extra_sections=followup_report_sections(workdir, found.models, report_dir),
     )
     log(f"report written: {md_path} and {html_path}")
     return md_path

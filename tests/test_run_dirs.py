@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from attn_interp.run_dirs import ErasureDir, RunDir, RunFolderError
+from attn_interp.run_dirs import ErasureDir, FollowupDir, JobDir, RunDir, RunFolderError
 
 
 def _record(lr: float = 0.1, data: str = "abc") -> dict:
@@ -80,3 +80,26 @@ def test_erasure_dir_names_and_run_check(tmp_path):
     _write(folder.summary_path, {})
     assert folder.is_finished()
     assert ErasureDir(str(tmp_path / "x")).path == os.path.abspath(str(tmp_path / "x"))
+
+
+def test_followup_and_job_dir_layout(tmp_path):
+    """The follow-up folder shares the erasure folder's manifest, shards and completion marker;
+    the job folder names every run, the other-seed runs and the dataset statistics."""
+    job = JobDir(str(tmp_path / "job"))
+    run = job.run("yahoo", "han_rnn")
+    assert run.path == os.path.join(job.path, "runs", "yahoo", "han_rnn")
+    assert job.other_seed_run("yahoo", "han_rnn").path == os.path.join(
+        job.path, "seeds", "yahoo", "han_rnn"
+    )
+    assert job.dataset_stats_path("yahoo") == os.path.join(job.dataset_stats_dir, "yahoo.json")
+    assert job.report_path == os.path.join(job.path, "report")
+    folder = run.followups()
+    assert isinstance(folder, FollowupDir)
+    assert folder.path == os.path.join(run.path, "followups")
+    assert os.path.basename(folder.csv_path) == "followups.csv"
+    assert os.path.basename(folder.shard_path(0)) == "shard_00000.npz"
+    assert folder.manifest() is None and not folder.is_finished()
+    _write(folder.manifest_path, {"revision": 1})
+    assert folder.differences({"revision": 2}) == ["revision: 1 -> 2"]
+    _write(folder.summary_path, {})
+    assert folder.is_finished() and run.followups(str(tmp_path / "f")).path.endswith("f")

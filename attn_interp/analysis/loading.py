@@ -7,7 +7,7 @@ import json
 import os
 
 from attn_interp.analysis.model_results import ModelResults, RunInfo
-from attn_interp.run_dirs import DATA_SHA_KEY, RunDir
+from attn_interp.run_dirs import DATA_SHA_KEY, JobDir, RunDir
 
 
 def _read_json(path: str) -> dict:
@@ -91,14 +91,15 @@ def load_workdir_results(workdir: str) -> WorkdirResults:
     other data than the corpus's statistics were computed from (another file under the same
     name): the report never mixes results of different inputs.
     """
-    root = os.path.join(os.path.abspath(workdir), "runs")
+    job = JobDir(workdir)
+    root = job.runs_path
     models, skipped, stats_out = [], [], []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-        stats = _read_json(os.path.join(workdir, "dataset_stats", f"{name}.json"))
+        stats = _read_json(job.dataset_stats_path(name))
         splits = stats.get("data_fingerprint", {}).get("splits")
         used = False
         for arch in sorted(os.listdir(os.path.join(root, name))):
-            run = RunDir(os.path.join(root, name, arch))
+            run = job.run(name, arch)
             record = run.record() or {}
             if not run.erasure().is_finished():
                 skipped.append(f"{name}/{arch}: training or its erasure tests have not finished.")

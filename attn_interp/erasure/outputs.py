@@ -24,6 +24,7 @@ from attn_interp.erasure.results import (
 )
 from attn_interp.erasure.summary import summarize
 from attn_interp.io_utils import atomic_write_bytes, atomic_write_npz, json_default
+from attn_interp.run_dirs import ErasureDir
 
 _SINGLE_NAMES = (("top", "highest"), ("second", "2ndhighest"))
 
@@ -106,34 +107,34 @@ def write_outputs(
     were not computed is skipped. `summary` defaults to `summarize(results)`; `throughput` is
     stored under "throughput".
     """
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    os.makedirs(out_dir, exist_ok=True)
+    folder = ErasureDir(out_dir)
+    os.makedirs(folder.path, exist_ok=True)
     ident = {"id": np.asarray(results.docs.doc_id) + 1}
     ids = {**ident, "seq_len": np.asarray(results.docs.seq_len)}
     rankings = results.rankings
 
-    atomic_write_npz(os.path.join(out_dir, "results.npz"), to_flat(results))
-    _write_csv(os.path.join(out_dir, "first_vs_second.csv"), _first_vs_second(results, ident))
+    atomic_write_npz(folder.results_path, to_flat(results))
+    _write_csv(folder.file("first_vs_second.csv"), _first_vs_second(results, ident))
     if "attention" in rankings and "attention_asc" in rankings:
         cols = {**ids, **_removal_columns(rankings["attention"], "top")}
         cols.update(_removal_columns(rankings["attention_asc"], "bottom"))
-        _write_csv(os.path.join(out_dir, "dec_flip_stats.csv"), cols)
+        _write_csv(folder.file("dec_flip_stats.csv"), cols)
     randoms = sorted(int(n[len("random") :]) for n in random_ranking_names(list(rankings)))
     if randoms:
         cols = _random_sample_stats(results, randoms, ids)
-        _write_csv(os.path.join(out_dir, "rand_sample_stats.csv"), cols)
+        _write_csv(folder.file("rand_sample_stats.csv"), cols)
     if "gradient" in rankings and "grad_x_attention" in rankings:
-        _write_csv(os.path.join(out_dir, "grad_based_stats.csv"), _gradient_stats(results, ids))
+        _write_csv(folder.file("grad_based_stats.csv"), _gradient_stats(results, ids))
     for target, filename in (
         ("rand", "rand_nontop_decflipjs.csv"),
         ("grad_rand", "rand_nontopbygrad_decflipjs.csv"),
         ("gxa_rand", "rand_nontopbygradmult_decflipjs.csv"),
     ):
         cols = _random_comparison(results.singles[target], ids)
-        _write_csv(os.path.join(out_dir, filename), cols)
+        _write_csv(folder.file(filename), cols)
 
     summary = dict(summary if summary is not None else summarize(results))
     if throughput is not None:
         summary["throughput"] = dict(throughput)
     data = json.dumps(summary, indent=2, sort_keys=True, default=json_default).encode()
-    atomic_write_bytes(os.path.join(out_dir, "summary.json"), data)
+    atomic_write_bytes(folder.summary_path, data)
