@@ -65,6 +65,19 @@ def _stepwise(settings: AdversarySettings):
     return run
 
 
+def step_cost(doc: tuple, affine: AffineParams, settings: AdversarySettings) -> dict:
+    """XLA's cost analysis of one optimiser step of one document (all its epsilons x restarts):
+    floating-point operations and transcendentals (exp, log, sqrt), load-independent."""
+
+    def step(carry):
+        return search_problem(*doc, affine, head=None, settings=settings).step(carry)
+
+    init = search_problem(*doc, affine, head=None, settings=settings).init
+    cost = jax.jit(step).lower(init).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return {"flops": float(cost["flops"]), "transcendentals": float(cost["transcendentals"])}
+
+
 def bench_shape(name: str, b: int, n: int, cfg: FollowupConfig, repeats: int, seed: int) -> dict:
     values, scores, mask, kernel, bias = make_inputs(b, n, seed)
     affine = AffineParams(jax.numpy.asarray(kernel), jax.numpy.asarray(bias))
@@ -117,6 +130,12 @@ def bench_shape(name: str, b: int, n: int, cfg: FollowupConfig, repeats: int, se
         "adversary per doc+step": per_document_stepwise,
     }
     t = timed_interleaved(fns, repeats)
+    full = mask.sum(-1).argmax()  # the widest document: the padded width every step computes
+    cost = step_cost(
+        (values[full : full + 1], alpha[full : full + 1], mask[full : full + 1], ids[:1]),
+        affine,
+        AdversarySettings(**adv),
+    )
     js_b, js_d = np.asarray(t["adversary batched"][2]), t["adversary per document"][2]
     return {
         "shape": name,
@@ -127,6 +146,8 @@ def bench_shape(name: str, b: int, n: int, cfg: FollowupConfig, repeats: int, se
         "adversary_ratio": t["adversary per document"][0] / t["adversary batched"][0],
         "stepwise_ratio": t["adversary per doc+step"][0] / t["adversary batched"][0],
         "max_js_difference": float(np.max(np.abs(js_b - js_d))),
+        "step_cost_per_document": cost,
+        "microseconds_per_document_step": 1e6 * t["adversary batched"][0] / (b * cfg.steps),
     }
 
 
@@ -152,6 +173,12 @@ def main(argv):
             f"(max |JS batched - per document| {r['max_js_difference']:.1e})"
         )
         print(f"{r['shape']:6} {'batched vs per doc+step':24} {r['stepwise_ratio']:9.1f}x")
+        c = r["step_cost_per_document"]
+        print(
+            f"{r['shape']:6} one step of one document: {c['flops'] / 1e3:.1f} kFLOP, "
+            f"{c['transcendentals'] / 1e3:.2f} k transcendentals; batched "
+            f"{r['microseconds_per_document_step']:.1f} us per document-step"
+        )
     print(
         json.dumps(
             {
@@ -160,6 +187,7 @@ def main(argv):
                 "ratios": {r["shape"]: r["adversary_ratio"] for r in rows},
                 "stepwise_ratios": {r["shape"]: r["stepwise_ratio"] for r in rows},
                 "seconds": {r["shape"]: r["seconds"] for r in rows},
+                "step_cost_per_document": {r["shape"]: r["step_cost_per_document"] for r in rows},
             }
         )
     )

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from attn_interp.erasure.config import AffineParams
-from attn_interp.followups.adversarial import adversarial_attention
+from attn_interp.followups.adversarial import (
+    AdversarySettings,
+    adversarial_attention,
+    search_problem,
+)
+from attn_interp.followups.metrics import attention_js, output_tvd
 from attn_interp.models.attention import masked_softmax
 
 EPS = (0.01, 0.002, 0.05)
@@ -166,3 +171,77 @@ def test_bad_arguments_are_refused():
         adversarial_attention(values, alpha, mask, np.arange(5))
     with pytest.raises(ValueError, match="epsilons"):
         adversarial_attention(values, alpha, mask, np.arange(5), affine=affine, epsilons=(0.0,))
+
+
+def _reference_loss(problem_args, settings, head, affine):
+    """The search's loss written plainly and differentiated by jax.grad: -JS + penalty * hinge."""
+    values, alpha, mask = problem_args
+    rows = mask[:, None, :]
+    eps = jnp.repeat(jnp.asarray(settings.epsilons, alpha.dtype), settings.restarts)[None, :]
+    target = settings.target_fraction * eps
+
+    def logits_of(w):
+        if affine is None:
+            return jnp.stack([head(values, w[:, r]) for r in range(w.shape[1])], 1)
+        return jnp.einsum("bsn,bnd,dc->bsc", w, values, affine.kernel) + affine.bias
+
+    def loss(theta):
+        q = jnp.where(rows, jax.nn.softmax(jnp.where(rows, theta, -jnp.inf), -1), 0.0)
+        log_q = jnp.where(rows, jax.nn.log_softmax(jnp.where(rows, theta, -1e30), -1), 0.0)
+        js = attention_js(alpha[:, None, :], q, rows, log_q=log_q)
+        tvd = output_tvd(logits_of(alpha[:, None, :]), logits_of(q))
+        return jnp.sum(-js + settings.penalty * jax.nn.relu(tvd / target - 1.0))
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "dtype, affine_head", [(np.float32, True), (np.float64, True), (np.float64, False)]
+)
+def test_written_out_gradient_matches_autodiff(dtype, affine_head):
+    # Random logits of several scales (large ones put TVD past the hinge, peaked ones underflow
+    # alpha~ at some items), padding at random positions, a document with one valid item, and
+    # alpha with exact zeros at valid items.
+    with jax.enable_x64(dtype == np.float64):
+        values, _, mask, affine = _problem(6, b=6, dtype=dtype)
+        mask[2] = False
+        mask[2, 3] = True
+        scores = np.random.default_rng(8).normal(size=mask.shape) * 2
+        scores[3, np.flatnonzero(mask[3])[:2]] = -1e4  # exp underflows to 0
+        alpha = np.asarray(masked_softmax(jnp.asarray(scores, dtype), mask))
+        assert np.sum((alpha == 0) & mask) == 2
+        settings = AdversarySettings(
+            epsilons=(0.01, 0.2),
+            restarts=3,
+            steps=10,
+            learning_rate=0.3,
+            penalty=10.0,
+            target_fraction=0.8,
+            seed=0,
+        )
+        head = None if affine_head else _tanh_head
+        evaluate = jax.jit(
+            lambda t: search_problem(
+                values,
+                alpha,
+                mask,
+                np.arange(6),
+                affine if affine_head else None,
+                head=head,
+                settings=settings,
+            ).evaluate(t)
+        )
+        rng = np.random.default_rng(7)
+        scale = np.array([0.1, 1.0, 5.0, 40.0, 1e3, 3.0])[None, :, None]
+        theta = jnp.asarray(rng.normal(size=(6, 6, 9)) * scale, dtype)
+        grad, q, js, tvd = evaluate(theta)
+        loss = _reference_loss(
+            (values, alpha, mask), settings, _tanh_head, affine if affine_head else None
+        )
+        expected = jax.jit(jax.grad(loss))(theta)
+    assert np.any(np.asarray(tvd) > 0.8 * 0.2) and np.any(np.asarray(tvd) < 0.8 * 0.01)
+    assert np.any((np.asarray(q) == 0) & mask[:, None, :])  # underflowed weights
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(expected), **tol)
+    np.testing.assert_array_equal(np.asarray(grad)[~np.broadcast_to(mask[:, None], grad.shape)], 0)
+    np.testing.assert_allclose(js, _js_np(alpha[:, None, :], np.asarray(q)), atol=1e-5)

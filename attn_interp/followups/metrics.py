@@ -8,16 +8,18 @@ import jax.numpy as jnp
 from attn_interp.erasure.divergence import LN2
 
 
-def masked_log_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
-    """log softmax of `logits [..., items]` over the True positions of `mask`; 0 elsewhere (finite,
-    so gradients stay finite). A row without valid items gives zeros."""
+def masked_softmax_and_log(logits: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(softmax, log softmax) of `logits [..., items]` over the True positions of `mask`, both 0
+    elsewhere (finite, so gradients stay finite), from one exp per item. A row without valid
+    items gives zeros."""
     neg = jnp.where(mask, logits, -jnp.inf)
     top = jnp.max(neg, axis=-1, keepdims=True)
     top = jnp.where(jnp.isfinite(top), top, 0.0)
     shifted = jnp.where(mask, logits - top, -jnp.inf)
-    total = jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)
-    out = shifted - jnp.log(jnp.where(total > 0, total, 1.0))
-    return jnp.where(mask, out, 0.0)
+    e = jnp.exp(shifted)
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    total = jnp.where(total > 0, total, 1.0)
+    return e / total, jnp.where(mask, shifted - jnp.log(total), 0.0)
 
 
 def attention_js(
