@@ -15,7 +15,7 @@ from attn_interp.data.batching import PackConfig, pack_sentences
 from attn_interp.models import ModelConfig, make_model
 from attn_interp.models.attention import masked_softmax, segment_softmax, weighted_sum
 from attn_interp.models.encoders import packing_gap
-from attn_interp.models.gru import BiGRU
+from attn_interp.models.gru import BiGRU, bigru_scan
 
 VOCAB, CLASSES = 40, 3
 
@@ -244,3 +244,70 @@ def test_segment_softmax_matches_masked_softmax_on_hard_cases(x64):
         got = np.empty(scores.size)
         got[perm] = np.asarray(flat)
     np.testing.assert_allclose(got.reshape(scores.shape), want, **_tol(x64))
+
+
+@pytest.mark.parametrize("x64", [False, True])
+@pytest.mark.parametrize("case", ["trailing_padding", "all_masked", "one_step", "no_mask"])
+def test_bigru_loop_and_its_gradient_equal_the_previous_scans(case, x64):
+    """The loop runs only to the last unmasked position, projects inside, and has a hand-written
+    gradient: outputs and gradients (inputs, both projections, both directions) must equal two
+    autodiffed masked scans, also where whole trailing columns or every position are masked.
+    (Packed rows with segments: `test_packed_han_equals_previous_padded_path`.)"""
+    rng = np.random.default_rng(13)
+    rows, time, hidden, d_in = 5, 1 if case == "one_step" else 9, 3, 4
+    mask = rng.random((rows, time)) < 0.8
+    mask[:, 0] = True
+    if case == "trailing_padding":
+        mask[:, 5:] = False  # the loop stops at 5 of 9
+        mask[1, 2] = False
+    elif case == "all_masked":
+        mask[:] = False
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+
+        def arr(*shape):
+            return jnp.asarray(rng.normal(size=shape), dtype)
+
+        x, weights = arr(rows, time, d_in), arr(rows, time, 2 * hidden)
+        k_ih, b_ih = arr(d_in, 6 * hidden), arr(6 * hidden)
+        params = (
+            arr(hidden, 3 * hidden),
+            arr(3 * hidden),
+            arr(hidden, 3 * hidden),
+            arr(3 * hidden),
+        )
+        m = None if case == "no_mask" else jnp.asarray(mask)
+
+        def reference(x, k_ih, b_ih, kf, bf, kb, bb):
+            xp = x @ k_ih + b_ih
+            full = jnp.ones((rows, time), bool) if m is None else m
+            outs = [
+                _reference_gru_scan(xp[..., : 3 * hidden], full, kf, bf, reverse=False),
+                _reference_gru_scan(xp[..., 3 * hidden :], full, kb, bb, reverse=True),
+            ]
+            return jnp.concatenate(outs, axis=-1)
+
+        def fast(x, k_ih, b_ih, kf, bf, kb, bb):
+            return bigru_scan(x, (kf, bf), (kb, bb), mask=m, proj=(k_ih, b_ih))
+
+        def projected_first(x, k_ih, b_ih, kf, bf, kb, bb):
+            return bigru_scan(x @ k_ih + b_ih, (kf, bf), (kb, bb), mask=m)
+
+        args = (x, k_ih, b_ih, *params)
+        results = []
+        for fn in (reference, fast, projected_first):
+
+            def loss(*a, fn=fn):
+                out = fn(*a)
+                return jnp.sum(jnp.sin(3.0 * out * weights)), out
+
+            run = jax.jit(jax.value_and_grad(loss, argnums=tuple(range(len(args))), has_aux=True))
+            (_, out), grads = run(*args)
+            results.append((np.asarray(out), [np.asarray(g) for g in grads]))
+    (want, g_want), *others = results
+    if case == "all_masked":
+        assert not want.any()
+    for got, g_got in others:
+        np.testing.assert_allclose(got, want, **_tol(x64))
+        for a, b in zip(g_got, g_want, strict=True):
+            np.testing.assert_allclose(a, b, **_tol(x64))

@@ -14,6 +14,15 @@ the backward direction starts at each sequence's last valid item, exactly like p
 HAN word level, `attn_interp.types.PackedSentences`): the state restarts from zero where the segment
 id changes (forward direction) and where it changes next (backward direction), so every sequence
 sees exactly what it would see alone, with no padding to scan.
+
+`bigru_scan` is a `fori_loop` that stops at the last position any row uses (the HAN sentence
+level: the batch's most sentences, not the 64 slots) and projects the inputs step by step, so
+padding after it costs nothing; a loop of dynamic length cannot be differentiated by JAX, so its
+gradient is written out (`_bigru_grad`, checked against autodiff of the plain scans in
+tests/test_models_packed.py). Measured in CPU time on `yahoo_answers_10k` batches against the
+autodiffed `lax.scan` it replaced: word level (80 packed rows) 60 -> 43 ms, sentence level
+(64 documents, at most 8 sentences) 33 -> 14 ms, a FLAN-rnn batch (64 x 256 tokens, 180 used)
+207 -> 173 ms per forward and backward pass.
 """
 
 from __future__ import annotations
@@ -27,13 +36,7 @@ from attn_interp.models.initializers import lstm_hidden_bias
 
 def gru_cell(h: jax.Array, xp: jax.Array, kernel_hh: jax.Array, bias_hh: jax.Array) -> jax.Array:
     """One GRU step: state h `[rows, H]`, input projection xp `[rows, 3H]` -> new state `[rows, H]`."""
-    hp = h @ kernel_hh + bias_hh
-    x_r, x_z, x_n = jnp.split(xp, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(hp, 3, axis=-1)
-    r = jax.nn.sigmoid(x_r + h_r)
-    z = jax.nn.sigmoid(x_z + h_z)
-    n = jnp.tanh(x_n + r * h_n)
-    return (1.0 - z) * n + z * h
+    return _cell_with_gates(h, xp, kernel_hh, bias_hh)[0]
 
 
 def segment_starts_and_ends(segment: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -50,49 +53,193 @@ def bigru_scan(
     *,
     mask: jax.Array | None = None,
     segment: jax.Array | None = None,
+    proj: tuple[jax.Array, jax.Array] | tuple[()] = (),
 ) -> jax.Array:
-    """Both GRU directions in one scan; step t advances the forward state at t and the backward
-    state at time - 1 - t, so one loop of `time` iterations does the work of two.
+    """Both GRU directions in one loop; step t advances the forward state at t and the backward
+    state at n - 1 - t, so one loop does the work of two.
 
     input_proj: `[rows, time, 6H]` (forward then backward x @ kernel_ih + bias_ih); forward /
     backward: (kernel_hh `[H, 3H]`, bias_hh `[3H]`).
       mask: bool `[rows, time]`; masked steps carry the state unchanged and output zero.
       segment: int `[rows, time]`, several sequences per row end to end; the state restarts from
         zero where the id changes (the backward direction: where it changes next).
+      proj: optional (kernel_ih `[in, 6H]`, bias_ih `[6H]`); input_proj is then the inputs
+        `[rows, time, in]`, projected inside the loop, step by step (see `BiGRU`).
     Returns `[rows, time, 2H]` = [forward; backward].
+
+    The loop runs only to n = one past the last position unmasked in any row (positions after it
+    output zero and leave every state at zero, so skipping them changes nothing), which a `scan`
+    over the padded `time` could not; its gradient is therefore hand-written (`_bigru_grad`).
     """
-    rows, _, six_h = input_proj.shape
-    three_h = six_h // 2
-
-    def time_major(a, flip):
-        a = jnp.swapaxes(a, 0, 1)[..., None]
-        return jnp.flip(a, 0) if flip else a
-
     x = jnp.swapaxes(input_proj, 0, 1)
-    xs = {"x_f": x[..., :three_h], "x_b": jnp.flip(x[..., three_h:], 0)}
+    masks = {}
     if segment is not None:
         start, end = segment_starts_and_ends(segment)
-        xs["keep_f"], xs["keep_b"] = ~time_major(start, False), ~time_major(end, True)
+        masks["keep_f"], masks["keep_b"] = ~_time_major(start), ~_time_major(end)
     if mask is not None:
-        xs["m_f"], xs["m_b"] = time_major(mask, False), time_major(mask, True)
+        masks["m"] = _time_major(mask)
+    out_f, out_b = _bigru(x, masks, (*forward, *backward), proj)
+    return jnp.swapaxes(jnp.concatenate([out_f, out_b], axis=-1), 0, 1)
 
-    def direction(h, inputs, suffix, params):
-        if segment is not None:
-            h = jnp.where(inputs["keep" + suffix], h, 0.0)
-        h_new = gru_cell(h, inputs["x" + suffix], *params)
-        if mask is None:
-            return h_new, h_new
-        m = inputs["m" + suffix]
-        return jnp.where(m, h_new, h), jnp.where(m, h_new, 0.0)
 
-    def step(carry, inputs):
-        h_f, out_f = direction(carry[0], inputs, "_f", forward)
-        h_b, out_b = direction(carry[1], inputs, "_b", backward)
-        return (h_f, h_b), (out_f, out_b)
+def _time_major(a: jax.Array) -> jax.Array:
+    """bool `[rows, time]` -> `[time, rows, 1]`."""
+    return jnp.swapaxes(a, 0, 1)[..., None]
 
-    h0 = jnp.zeros((rows, three_h // 3), input_proj.dtype)
-    _, (out_f, out_b) = jax.lax.scan(step, (h0, h0), xs)
-    return jnp.swapaxes(jnp.concatenate([out_f, jnp.flip(out_b, 0)], axis=-1), 0, 1)
+
+def _used_length(x: jax.Array, masks: dict) -> jax.Array:
+    """One past the last time step unmasked in any row (int32 scalar; `time` without a mask)."""
+    time = x.shape[0]
+    if "m" not in masks:
+        return jnp.int32(time)
+    used = jnp.any(masks["m"][..., 0], axis=1)
+    return jnp.where(jnp.any(used), time - jnp.argmax(used[::-1]), 0).astype(jnp.int32)
+
+
+def _at(a: jax.Array, t: jax.Array, lo: int = 0, width: int | None = None) -> jax.Array:
+    """a[t, :, lo : lo + width] of a time-major `[time, rows, d]` array."""
+    width = a.shape[-1] - lo if width is None else width
+    return jax.lax.dynamic_slice(a, _index(t, lo), (1, a.shape[1], width))[0]
+
+
+def _put(a: jax.Array, value: jax.Array, t: jax.Array, lo: int = 0) -> jax.Array:
+    """a with a[t, :, lo : lo + value.shape[-1]] = value."""
+    return jax.lax.dynamic_update_slice(a, value[None], _index(t, lo))
+
+
+def _index(t: jax.Array, lo: int) -> tuple[jax.Array, ...]:
+    """Start indices (t, 0, lo), all of t's integer type (x64 mode makes Python ints int64)."""
+    zero = jnp.zeros_like(t)
+    return t, zero, zero + lo
+
+
+def _cell_with_gates(h_in, x, kernel_hh, bias_hh):
+    """`gru_cell` that also returns (r, z, n, W_hn h + b_hn), each `[rows, H]`."""
+    hp = h_in @ kernel_hh + bias_hh
+    x_r, x_z, x_n = jnp.split(x, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(hp, 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    return (1.0 - z) * n + z * h_in, (r, z, n, h_n)
+
+
+def _bigru_loop(x, masks, params, proj, keep_residuals: bool):
+    """The loop of `bigru_scan` on time-major x `[time, rows, d]` and masks (keep_f / keep_b /
+    m bool `[time, rows, 1]`). x is the input projection (d = 6H) when `proj` is empty, else the
+    inputs, projected step by step with proj = (kernel_ih `[in, 6H]`, bias_ih `[6H]`). Returns
+    (out_f, out_b) `[time, rows, H]` by position and, if asked, residuals (h_in, r, z, n, h_n)
+    `[time, rows, 5H]` per direction."""
+    kf, bf, kb, bb = params
+    time, rows, _ = x.shape
+    hidden = kf.shape[0]
+    n_used = _used_length(x, masks)
+
+    def direction(h, t, suffix, half, kernel_hh, bias_hh):
+        if "keep" + suffix in masks:
+            h = jnp.where(_at(masks["keep" + suffix], t), h, 0.0)
+        if proj:
+            xp = _at(x, t) @ _half(proj[0], half) + _half(proj[1], half)
+        else:
+            xp = _at(x, t, half * 3 * hidden, 3 * hidden)
+        h_new, gates = _cell_with_gates(h, xp, kernel_hh, bias_hh)
+        res = jnp.concatenate([h, *gates], axis=-1) if keep_residuals else None
+        if "m" not in masks:
+            return h_new, h_new, res
+        m = _at(masks["m"], t)
+        return jnp.where(m, h_new, h), jnp.where(m, h_new, 0.0), res
+
+    def body(t, carry):
+        h_f, h_b, outs, residuals = carry
+        p = n_used - 1 - t
+        h_f, o_f, r_f = direction(h_f, t, "_f", 0, kf, bf)
+        h_b, o_b, r_b = direction(h_b, p, "_b", 1, kb, bb)
+        outs = (_put(outs[0], o_f, t), _put(outs[1], o_b, p))
+        if keep_residuals:
+            residuals = (_put(residuals[0], r_f, t), _put(residuals[1], r_b, p))
+        return h_f, h_b, outs, residuals
+
+    h0 = jnp.zeros((rows, hidden), x.dtype)
+    outs = (jnp.zeros((time, rows, hidden), x.dtype),) * 2
+    residuals = (jnp.zeros((time, rows, 5 * hidden), x.dtype),) * 2 if keep_residuals else ()
+    _, _, outs, residuals = jax.lax.fori_loop(0, n_used, body, (h0, h0, outs, residuals))
+    return outs, residuals
+
+
+def _half(a: jax.Array, half: int) -> jax.Array:
+    """The forward (0) or backward (1) half of a `[..., 6H]` projection parameter."""
+    width = a.shape[-1] // 2
+    return a[..., half * width : (half + 1) * width]
+
+
+@jax.custom_vjp
+def _bigru(x, masks, params, proj):
+    return _bigru_loop(x, masks, params, proj, keep_residuals=False)[0]
+
+
+def _bigru_forward(x, masks, params, proj):
+    outs, residuals = _bigru_loop(x, masks, params, proj, keep_residuals=True)
+    return outs, (x, masks, params, proj, residuals)
+
+
+def _direction_grad(d_out, dh, res, m, keep, kernel_hh):
+    """Cotangents of one direction's step from those of its output and next state: (dh of the
+    previous state, dx `[rows, 3H]`, d(h @ kernel_hh + bias_hh) `[rows, 3H]`)."""
+    h_in, r, z, n, h_n = jnp.split(res, 5, axis=-1)
+    if m is None:
+        g_new, g_pass = d_out + dh, 0.0
+    else:
+        g_new, g_pass = jnp.where(m, d_out + dh, 0.0), jnp.where(m, 0.0, dh)
+    dn_pre = g_new * (1.0 - z) * (1.0 - n * n)
+    dz_pre = g_new * (h_in - n) * z * (1.0 - z)
+    dr_pre = dn_pre * h_n * r * (1.0 - r)
+    dx = jnp.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)
+    dhp = jnp.concatenate([dr_pre, dz_pre, dn_pre * r], axis=-1)
+    dh_in = g_new * z + g_pass + dhp @ kernel_hh.T
+    return (dh_in if keep is None else jnp.where(keep, dh_in, 0.0)), dx, dhp
+
+
+def _bigru_grad(saved, d_outs):
+    """The forward loop in reverse, applying `_direction_grad` to both directions; the weight
+    gradients (and with `proj` the inputs') come after it, one matmul over all steps each."""
+    x, masks, (kf, bf, kb, bb), proj, (res_f, res_b) = saved
+    time, rows, _ = x.shape
+    hidden = kf.shape[0]
+    n_used = _used_length(x, masks)
+
+    def mask_at(name, t):
+        return _at(masks[name], t) if name in masks else None
+
+    def direction(dh, t, suffix, res, kernel_hh, d_out):
+        keep = mask_at("keep" + suffix, t)
+        return _direction_grad(_at(d_out, t), dh, _at(res, t), mask_at("m", t), keep, kernel_hh)
+
+    def body(i, carry):
+        dh_f, dh_b, dxp, dhp_f, dhp_b = carry
+        t, p = n_used - 1 - i, i
+        dh_f, dxp_f, g_f = direction(dh_f, t, "_f", res_f, kf, d_outs[0])
+        dh_b, dxp_b, g_b = direction(dh_b, p, "_b", res_b, kb, d_outs[1])
+        dxp = _put(_put(dxp, dxp_f, t), dxp_b, p, 3 * hidden)
+        return dh_f, dh_b, dxp, _put(dhp_f, g_f, t), _put(dhp_b, g_b, p)
+
+    zeros = jnp.zeros((time, rows, 3 * hidden), x.dtype)
+    h0 = jnp.zeros((rows, hidden), x.dtype)
+    init = (h0, h0, jnp.zeros((time, rows, 6 * hidden), x.dtype), zeros, zeros)
+    _, _, dxp, dhp_f, dhp_b = jax.lax.fori_loop(0, n_used, body, init)
+
+    def weight_grads(res, dhp):
+        h_in = res[..., :hidden]
+        return jnp.einsum("trh,trg->hg", h_in, dhp), jnp.sum(dhp, axis=(0, 1))
+
+    d_masks = {k: None for k in masks}
+    d_params = (*weight_grads(res_f, dhp_f), *weight_grads(res_b, dhp_b))
+    if not proj:
+        return dxp, d_masks, d_params, ()
+    d_proj = (jnp.einsum("trd,trg->dg", x, dxp), jnp.sum(dxp, axis=(0, 1)))
+    return dxp @ proj[0].T, d_masks, d_params, d_proj
+
+
+_bigru.defvjp(_bigru_forward, _bigru_grad)
 
 
 def gru_scan(
@@ -182,11 +329,11 @@ class BiGRU(nnx.Module):
         f, b = self.forward, self.backward
         kernel_ih = jnp.concatenate([f.kernel_ih[...], b.kernel_ih[...]], axis=1)
         bias_ih = jnp.concatenate([f.bias_ih[...], b.bias_ih[...]])
-        out = bigru_scan(
-            x @ kernel_ih + bias_ih,
+        return bigru_scan(
+            x,
             (f.kernel_hh[...], f.bias_hh[...]),
             (b.kernel_hh[...], b.bias_hh[...]),
             mask=mask,
             segment=segment,
+            proj=(kernel_ih, bias_ih),
         )
-        return out
