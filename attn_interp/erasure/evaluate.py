@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from flax import nnx
@@ -48,7 +47,18 @@ from tqdm.auto import tqdm
 
 import attn_interp
 from attn_interp import parallel
+from attn_interp.data.batching import PackConfig
 from attn_interp.erasure.config import AffineParams, ErasureConfig
+from attn_interp.erasure.encode import (
+    KernelBatch,
+    ShapeTimer,
+    data_fingerprint,
+    encode_documents,
+    encoder_pack_config,
+    kernel_batches,
+    params_fingerprint,
+    split_batches,
+)
 from attn_interp.erasure.outputs import write_outputs
 from attn_interp.erasure.results import (
     SuiteResults,
@@ -74,7 +84,7 @@ from attn_interp.run_dirs import (
     SUMMARY_FILE,
     ErasureDir,
 )
-from attn_interp.types import AttentionInputs, Batch
+from attn_interp.types import Batch
 
 ALL_UNKNOWN_KEY = "all_unknown"  # per document: every token is out of vocabulary (<unk>)
 SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of the written file
@@ -82,7 +92,7 @@ _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
 # (what each revision changed is in the commit history of this line).
-RESULTS_REVISION = 8
+RESULTS_REVISION = 9
 # Documents are encoded, batched and erased in fixed blocks of this many split positions,
 # whatever the shard size (see `_Blocks`).
 BLOCK_DOCS = 512
@@ -104,21 +114,6 @@ class ManifestMismatchError(ValueError):
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     with _open_npz(path) as f:
         return {k: _member(f, k, path) for k in f.files}
-
-
-def _data_fingerprint(texts: Sequence[str], labels: np.ndarray) -> str:
-    from attn_interp.data.dataset import split_fingerprint
-
-    return split_fingerprint(texts, labels)
-
-
-def _params_fingerprint(model: nnx.Module) -> str:
-    h = hashlib.sha256()
-    for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)):
-        arr = np.ascontiguousarray(np.asarray(leaf))
-        h.update(f"{arr.dtype}{arr.shape}".encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
 
 
 def _items_of(text: str, hierarchical: bool) -> list[str]:
@@ -148,7 +143,7 @@ def _manifest(
                 "which": run.which,
                 "checkpoint_step": step,
                 "run_sha256": run.identity,  # configs + data the model was trained on
-                "params_sha256": _params_fingerprint(run.model),
+                "params_sha256": params_fingerprint(run.model),
                 "arch": run.model_config.arch,
                 "split": split,
                 "max_docs": max_docs,
@@ -251,23 +246,6 @@ def _check_training_data(run, split: str, sha: str) -> None:
 # Forward pass and per-shard work.
 
 
-@nnx.jit
-def _forward(model: nnx.Module, tokens: jax.Array) -> tuple[AttentionInputs, jax.Array]:
-    """tokens -> (AttentionInputs of the erased layer, full-model logits `[batch, C]`).
-
-    Module level, so compilations are shared by every run of the same architecture.
-    """
-    from attn_interp.models import masked_softmax
-
-    inputs = model.encode(tokens)
-    return inputs, model.head(inputs.values, masked_softmax(inputs.scores, inputs.mask))
-
-
-def _make_forward(model: nnx.Module) -> Callable[[np.ndarray], tuple[AttentionInputs, jax.Array]]:
-    """Jitted tokens -> `_forward(model, tokens)`."""
-    return lambda tokens: _forward(model, tokens)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class _ModelHead:
     """`model.head` as `head(state, values, weights)` for `run_suite(head_state=state)`.
@@ -282,42 +260,14 @@ class _ModelHead:
         return nnx.merge(self.graphdef, state).head(values, weights)
 
 
-def _make_head(model: nnx.Module) -> tuple[_ModelHead, Any]:
-    """(head, head_state) of `model` for the engine's mask path."""
+def _make_head(model: nnx.Module, config: ErasureConfig) -> tuple[_ModelHead | None, Any]:
+    """(head, head_state) of `model` for the engine's mask path; (None, None) when the engine
+    uses the closed form (the affine head), so that the kernel's arguments do not hold the
+    model's state and models of other architectures share its compilations."""
+    if config.method != "mask":
+        return None, None
     graphdef, state = nnx.split(model)
     return _ModelHead(graphdef), state
-
-
-class _Timer:
-    """Runs a function on each batch; the first call per input shape is a warm-up (untimed)."""
-
-    def __init__(self):
-        self.seen: set = set()
-        self.seconds = 0.0
-
-    def __call__(self, key, fn):
-        if key not in self.seen:
-            self.seen.add(key)
-            jax.block_until_ready(fn())  # compile + warm caches
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        self.seconds += time.perf_counter() - start
-        return out
-
-
-def _pad_items(inputs: AttentionInputs) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Pads the item axis to a power of two (at least 8) so few distinct shapes reach the engine's
-    jit (eval batches come in many widths); padded items are masked out and change no result."""
-    n = inputs.mask.shape[1]
-    width = max(8, 1 << max(n - 1, 0).bit_length())
-    if width == n:
-        return inputs.values, inputs.scores, inputs.mask
-    pad = width - n
-    return (
-        jnp.pad(inputs.values, ((0, 0), (0, pad), (0, 0))),
-        jnp.pad(inputs.scores, ((0, 0), (0, pad))),
-        jnp.pad(inputs.mask, ((0, 0), (0, pad))),
-    )
 
 
 def _evaluations_per_document(results: SuiteResults, sufficiency: bool) -> np.ndarray:
@@ -327,53 +277,52 @@ def _evaluations_per_document(results: SuiteResults, sufficiency: bool) -> np.nd
     return 1 + n + curves * n
 
 
-def _run_batches(
-    batches: Sequence[Batch],
-    forward,
-    head,
-    affine: AffineParams,
-    config: ErasureConfig,
-    enc_timer: _Timer,
-    suite_timer: _Timer,
-    mesh=None,
-) -> tuple[SuiteResults, dict[str, float]]:
-    """Encoder and erasure suite on every batch; results sorted by doc_id, plus the timings."""
+class _Work(NamedTuple):
+    """What erases a block: the run, its encoder layout and head, the engine settings."""
+
+    run: Any
+    pack: PackConfig | None  # HAN: the packed layout of the encoder (`encoder_pack_config`)
+    head: tuple[_ModelHead | None, Any]  # (head, head_state) for run_suite
+    affine: AffineParams
+    config: ErasureConfig
+    timers: tuple[ShapeTimer, ShapeTimer]  # encoder, suite
+    mesh: Any
+
+
+def _erase(work: _Work, batch: KernelBatch) -> SuiteResults:
+    """The suite on one kernel batch; results of its real documents (doc_id = split position)."""
+    predicted = np.argmax(batch.logits, axis=-1).astype(np.int32)
+    ids = np.where(batch.doc_index >= 0, batch.doc_index, 0)
+    head, head_state = work.head
+
+    def suite():
+        return run_suite(
+            batch.values,
+            batch.scores,
+            batch.mask,
+            head=head,
+            head_state=head_state,
+            affine=work.affine,
+            predicted=predicted,
+            config=work.config,
+            doc_ids=ids,
+            mesh=work.mesh,
+        )
+
+    res = work.timers[1]((batch.values.shape, str(batch.values.dtype)), suite)
+    res = res.with_extra(label=batch.labels, logits=batch.logits)
+    return take_documents(res, np.flatnonzero(batch.doc_index >= 0))
+
+
+def _run_batches(work: _Work, batches: Sequence[Batch]) -> tuple[SuiteResults, dict[str, float]]:
+    """Encoder on `batches`, then the suite on their documents regrouped into the kernel shapes
+    (`kernel_batches`); results sorted by doc_id, plus the timings."""
+    enc_timer, suite_timer = work.timers
     enc0, suite0 = enc_timer.seconds, suite_timer.seconds
-    parts = []
-    for batch in batches:
-        tokens = np.asarray(batch.tokens)
-        labels = np.asarray(batch.labels, dtype=np.int32)
-        doc_index = np.asarray(batch.doc_index)
-        if mesh is not None:  # documents split over the mesh; filler rows pad to the device count
-            tokens, labels, doc_index = parallel.pad_rows(
-                parallel.data_size(mesh), tokens, labels, doc_index, fill=(0, 0, -1)
-            )
-            (tokens,) = parallel.shard_rows(mesh, tokens)
-        inputs, logits = enc_timer(tokens.shape, lambda t=tokens: forward(t))
-        logits = np.asarray(logits)
-        predicted = np.argmax(logits, axis=-1).astype(np.int32)
-        ids = np.where(doc_index >= 0, doc_index, 0)
-
-        values, scores, mask = _pad_items(inputs)
-
-        def suite(values=values, scores=scores, mask=mask, predicted=predicted, ids=ids):
-            return run_suite(
-                values,
-                scores,
-                mask,
-                head=head[0],
-                head_state=head[1],
-                affine=affine,
-                predicted=predicted,
-                config=config,
-                doc_ids=ids,
-                mesh=mesh,
-            )
-
-        res = suite_timer((values.shape, str(values.dtype)), suite)
-        res = res.with_extra(label=labels, logits=logits.astype(np.float32))
-        parts.append(take_documents(res, np.flatnonzero(doc_index >= 0)))
-    out = concatenate_results(parts)
+    docs = encode_documents(
+        work.run.model, batches, pack=work.pack, timer=enc_timer, mesh=work.mesh
+    )
+    out = concatenate_results([_erase(work, b) for b in kernel_batches(docs)])
     out = take_documents(out, np.argsort(out.docs.doc_id, kind="stable"))
     timings = {
         _TIMING_PREFIX + "encode_seconds": enc_timer.seconds - enc0,
@@ -517,18 +466,6 @@ class _Blocks:
         return self._last[1], fresh
 
 
-class _Work(NamedTuple):
-    """What erases a block: the run, its jitted forward pass and head, the engine settings."""
-
-    run: Any
-    forward: Callable
-    head: tuple[_ModelHead, Any]  # (head, head_state) for run_suite
-    affine: AffineParams
-    config: ErasureConfig
-    timers: tuple[_Timer, _Timer]  # encoder, suite
-    mesh: Any
-
-
 def _all_unknown(doc, unk_id: int) -> bool:
     """Every token of an encoded document (FLAN: ids; HAN: a list of sentences) is <unk>."""
     ids = np.concatenate(doc) if isinstance(doc, list) else np.asarray(doc)
@@ -537,25 +474,12 @@ def _all_unknown(doc, unk_id: int) -> bool:
 
 def _compute_block(work: _Work, texts_split, j: int) -> _Block:
     """Block j of `texts_split`."""
-    from attn_interp import data as data_lib
-    from attn_interp.data.shapes import batch_config, bucket_batches
-
     lo, hi = j * BLOCK_DOCS, min((j + 1) * BLOCK_DOCS, len(texts_split))
-    chunk = data_lib.Split(list(texts_split.texts[lo:hi]), texts_split.labels[lo:hi])
-    run, hier = work.run, work.run.model_config.hierarchical
-    part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
-    part = dataclasses.replace(part, doc_index=part.doc_index + lo)
+    part, batches = split_batches(work.run, texts_split, lo, hi)
     res, timings = None, {}
-    if len(part):
-        batches = data_lib.make_batches(
-            part, batch_config(run.train_config), hierarchical=hier, train=False
-        )
-        # The training shape ladder: few distinct shapes, so few compilations.
-        batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
-        res, timings = _run_batches(
-            batches, work.forward, work.head, work.affine, work.config, *work.timers, work.mesh
-        )
-        unknown = np.array([_all_unknown(d, run.vocab.unk_id) for d in part.docs])
+    if batches:
+        res, timings = _run_batches(work, batches)
+        unknown = np.array([_all_unknown(d, work.run.vocab.unk_id) for d in part.docs])
         res = res.with_extra(**{ALL_UNKNOWN_KEY: unknown})
     return _Block(res, timings, np.asarray(part.skipped_doc_index, np.int64) + lo)
 
@@ -599,6 +523,146 @@ def _report_all_unknown(results: SuiteResults, split: str) -> int:
             results.docs.doc_id[unknown][:5].tolist(),
         )
     return count
+
+
+class _Setup(NamedTuple):
+    """A checked request: the run, the documents to erase and the output folder's state."""
+
+    run: Any
+    texts: Any  # the `attn_interp.data.Split` to erase (after max_docs)
+    folder: ErasureDir
+    manifest: dict[str, Any]
+    shard_sums: dict[str, str]  # shard file name -> sha256 recorded in the manifest
+
+
+def _load_request(workdir: str, which: str, split: str, max_docs: int | None, mesh):
+    """(run, documents of `split`) after checking the run, the split and its recorded data."""
+    from attn_interp import data as data_lib
+    from attn_interp.train.run import load_run
+
+    run = load_run(workdir, which)
+    loaded = data_lib.load_splits(run.data_config)
+    if split not in loaded.splits:
+        raise ValueError(
+            f"split {split!r} not in the run's dataset; use one of {list(loaded.splits)}."
+        )
+    texts = loaded.splits[split]
+    _check_training_data(run, split, texts.fingerprint())
+    if max_docs is not None:
+        texts = texts.head(max_docs)
+    if len(texts) == 0:
+        raise ValueError(f"the {split} split of {run.workdir} has no documents.")
+    if mesh is not None:
+        parallel.replicate(run.model, parallel.resolve_mesh(mesh))  # checks its axes
+    return run, texts
+
+
+def _prepare_folder(run, texts, config: ErasureConfig, out_dir, overwrite: bool, **ident) -> _Setup:
+    """Opens (or creates) the output folder: refuses results of another setup unless
+    `overwrite`, removes partial writes of a killed run, writes the manifest."""
+    folder = ErasureDir(out_dir or os.path.join(run.workdir, ERASURE_DIR))
+    manifest = _manifest(
+        run,
+        config,
+        step=run.step,
+        data_sha=data_fingerprint(texts.texts, texts.labels),
+        n_docs=len(texts),
+        **ident,
+    )
+    if overwrite and os.path.isdir(folder.path):
+        shutil.rmtree(folder.path)
+    shard_sums: dict[str, str] = {}
+    if os.path.exists(folder.manifest_path):
+        shard_sums = _check_manifest(folder.manifest_path, manifest)
+    os.makedirs(folder.shard_dir, exist_ok=True)
+    for path in (folder.path, folder.shard_dir):  # partial writes of a killed earlier run
+        remove_stale_temp_files(path)
+    if not os.path.exists(folder.manifest_path):
+        _write_manifest(folder.manifest_path, manifest, shard_sums)
+    return _Setup(run, texts, folder, manifest, shard_sums)
+
+
+def _compute_shards(setup: _Setup, work: _Work, shard_docs: int, progress: bool) -> list[str]:
+    """Writes every shard not already done (checksum recorded first); returns all shard paths."""
+    folder, n_split = setup.folder, len(setup.texts)
+    blocks = _Blocks(functools.partial(_compute_block, work, setup.texts))
+    bar = tqdm(total=n_split, unit="doc", desc="erasure", disable=not progress)
+    paths = []
+    try:
+        for s in range(-(-n_split // shard_docs)):
+            path = folder.shard_path(s)
+            lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
+            paths.append(path)
+            if not _shard_is_done(path, setup.shard_sums):
+                # Checksum recorded before the file is renamed into place: a kill in between
+                # leaves a sum without its file (recomputed), never a finished file without a sum.
+                data = npz_bytes(_shard_results(blocks, lo, hi))
+                setup.shard_sums[os.path.basename(path)] = hashlib.sha256(data).hexdigest()
+                _write_manifest(folder.manifest_path, setup.manifest, setup.shard_sums)
+                atomic_write_bytes(path, data)
+            bar.update(hi - lo)
+    finally:
+        bar.close()
+    return paths
+
+
+def _shard_timings(paths: Sequence[str]) -> dict[str, float]:
+    """The "shard/" timings and counts summed over the shard files."""
+    timing: dict[str, float] = {}
+    for path in paths:
+        with _open_npz(path) as f:
+            for k in f.files:
+                if k.startswith(_TIMING_PREFIX):
+                    timing[k] = timing.get(k, 0.0) + float(f[k])
+    return timing
+
+
+def _throughput(results: SuiteResults, timing, config: ErasureConfig, wall: float) -> dict:
+    """summary.json "throughput": documents and classifier evaluations per second of erasure."""
+    encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
+    erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
+    n_docs = results.num_docs
+    evaluations = int(_evaluations_per_document(results, config.sufficiency).sum())
+    return {
+        "documents": n_docs,
+        "evaluations": evaluations,
+        "encode_seconds": encode_s,
+        "erasure_seconds": erasure_s,
+        "documents_per_second": n_docs / erasure_s if erasure_s > 0 else None,
+        "evaluations_per_second": evaluations / erasure_s if erasure_s > 0 else None,
+        "erasure_over_encode": erasure_s / encode_s if encode_s > 0 else None,
+        "wall_seconds_this_call": wall,
+        "backend": jax.default_backend(),
+    }
+
+
+def _model_summary(setup: _Setup, results: SuiteResults, timing, which: str, split: str) -> dict:
+    """summary.json "model": accuracy over every evaluated document and the document counts."""
+    correct = results.docs.predicted == results.extra["label"]
+    return {
+        "arch": setup.run.model_config.arch,
+        "which": which,
+        "checkpoint_step": setup.run.step,
+        "split": split,
+        "accuracy": float(np.mean(correct)),
+        "documents": results.num_docs,
+        "skipped_no_tokens": int(timing[_TIMING_PREFIX + "skipped_no_tokens"]),
+        "all_unknown_documents": _report_all_unknown(results, split),
+        "documents_in_split": len(setup.texts),
+    }
+
+
+def _write_final_outputs(setup: _Setup, results: SuiteResults, summary, throughput) -> None:
+    """The CSVs, summary.json (moved in last: it marks the folder finished) and documents.jsonl;
+    results.npz is already merged (with the "items/" arrays)."""
+    out_dir = setup.folder.path
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".outputs.") as staging:
+        write_outputs(results, staging, summary=summary, throughput=throughput)
+        names = sorted(n for n in os.listdir(staging) if n not in (RESULTS_FILE, SUMMARY_FILE))
+        for name in [*names, SUMMARY_FILE]:
+            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    hier = setup.run.model_config.hierarchical
+    _write_documents_file(setup.folder.documents_path, results, setup.texts.texts, hier)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,130 +709,42 @@ def evaluate_run(
       ManifestMismatchError: `out_dir` holds results of another config, checkpoint or data, and
         `overwrite` is False.
     """
-    from attn_interp import data as data_lib
-    from attn_interp.train.run import load_run
-
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be >= 1, got {shard_docs}.")
     if max_docs is not None and max_docs < 1:
         raise ValueError(f"max_docs must be a positive integer or None, got {max_docs}.")
     if not isinstance(config, ErasureConfig):
         raise TypeError(f"config must be an ErasureConfig, got {type(config).__name__}.")
-    run = load_run(workdir, which)
-    step = run.step
-    loaded = data_lib.load_splits(run.data_config)
-    if split not in loaded.splits:
-        raise ValueError(
-            f"split {split!r} not in the run's dataset; use one of {list(loaded.splits)}."
-        )
-    texts_split = loaded.splits[split]
-    _check_training_data(run, split, texts_split.fingerprint())
-    if max_docs is not None:
-        texts_split = texts_split.head(max_docs)
-    hier = run.model_config.hierarchical
-    if len(texts_split) == 0:
-        raise ValueError(f"the {split} split of {run.workdir} has no documents.")
-    if mesh is not None:
-        mesh = parallel.resolve_mesh(mesh)  # checks its axes
-        parallel.replicate(run.model, mesh)
-
-    erasure_dir = ErasureDir(out_dir or os.path.join(run.workdir, ERASURE_DIR))
-    out_dir, shard_dir = erasure_dir.path, erasure_dir.shard_dir
-    manifest = _manifest(
+    run, texts = _load_request(workdir, which, split, max_docs, mesh)
+    mesh = parallel.resolve_mesh(mesh) if mesh is not None else None
+    setup = _prepare_folder(
         run,
+        texts,
         config,
+        out_dir,
+        overwrite,
         split=split,
         max_docs=max_docs,
         shard_docs=shard_docs,
-        step=step,
-        data_sha=_data_fingerprint(texts_split.texts, texts_split.labels),
-        n_docs=len(texts_split),
     )
-    manifest_path = erasure_dir.manifest_path
-    if overwrite and os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)
-    shard_sums: dict[str, str] = {}
-    if os.path.exists(manifest_path):
-        shard_sums = _check_manifest(manifest_path, manifest)
-    os.makedirs(shard_dir, exist_ok=True)
-    for folder in (out_dir, shard_dir):  # partial writes of a killed earlier run
-        remove_stale_temp_files(folder)
-    if not os.path.exists(manifest_path):
-        _write_manifest(manifest_path, manifest, shard_sums)
-
-    n_split = len(texts_split)
-    n_shards = -(-n_split // shard_docs)
     affine = AffineParams(*run.model.head_params())
-    head, forward = _make_head(run.model), _make_forward(run.model)
-    work = _Work(run, forward, head, affine, config, (_Timer(), _Timer()), mesh)
-    blocks = _Blocks(functools.partial(_compute_block, work, texts_split))
-    bar = tqdm(total=n_split, unit="doc", desc="erasure", disable=not progress)
-    shard_paths = []
+    timers = (ShapeTimer(), ShapeTimer())
+    work = _Work(
+        run, encoder_pack_config(run), _make_head(run.model, config), affine, config, timers, mesh
+    )
     start = time.perf_counter()
-    try:
-        for s in range(n_shards):
-            path = erasure_dir.shard_path(s)
-            lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
-            shard_paths.append(path)
-            if not _shard_is_done(path, shard_sums):
-                # Checksum recorded before the file is renamed into place: a kill in between
-                # leaves a sum without its file (recomputed), never a finished file without a sum.
-                data = npz_bytes(_shard_results(blocks, lo, hi))
-                shard_sums[os.path.basename(path)] = hashlib.sha256(data).hexdigest()
-                _write_manifest(manifest_path, manifest, shard_sums)
-                atomic_write_bytes(path, data)
-            bar.update(hi - lo)
-    finally:
-        bar.close()
+    paths = _compute_shards(setup, work, shard_docs, progress)
     wall = time.perf_counter() - start
 
-    timing: dict[str, float] = {}
-    for path in shard_paths:
-        with _open_npz(path) as f:
-            for k in f.files:
-                if k.startswith(_TIMING_PREFIX):
-                    timing[k] = timing.get(k, 0.0) + float(f[k])
-    if timing.get(_TIMING_PREFIX + "skipped_no_tokens", 0) >= n_split:
+    timing = _shard_timings(paths)
+    if timing.get(_TIMING_PREFIX + "skipped_no_tokens", 0) >= len(texts):
         raise ValueError(f"the {split} split of {run.workdir} has no document with tokens.")
-    results = from_flat(merge_shards(shard_paths, erasure_dir.results_path))
-    encode_s = timing[_TIMING_PREFIX + "encode_seconds"]
-    erasure_s = timing[_TIMING_PREFIX + "erasure_seconds"]
-    n_docs = results.num_docs
-    evaluations = int(_evaluations_per_document(results, config.sufficiency).sum())
-    throughput = {
-        "documents": n_docs,
-        "evaluations": evaluations,
-        "encode_seconds": encode_s,
-        "erasure_seconds": erasure_s,
-        "documents_per_second": n_docs / erasure_s if erasure_s > 0 else None,
-        "evaluations_per_second": evaluations / erasure_s if erasure_s > 0 else None,
-        "erasure_over_encode": erasure_s / encode_s if encode_s > 0 else None,
-        "wall_seconds_this_call": wall,
-        "backend": jax.default_backend(),
-    }
+    results = from_flat(merge_shards(paths, setup.folder.results_path))
     summary = summarize(results)
-    correct = results.docs.predicted == results.extra["label"]
-    summary["model"] = {
-        "arch": run.model_config.arch,
-        "which": which,
-        "checkpoint_step": step,
-        "split": split,
-        "accuracy": float(np.mean(correct)),
-        "documents": n_docs,
-        "skipped_no_tokens": int(timing[_TIMING_PREFIX + "skipped_no_tokens"]),
-        "all_unknown_documents": _report_all_unknown(results, split),
-        "documents_in_split": len(texts_split),
-    }
+    summary["model"] = _model_summary(setup, results, timing, which, split)
     summary["q10_prediction_mismatch"] = int(np.sum(results.docs.prediction_mismatch))
-    # results.npz is already merged (with the "items/" arrays); the CSVs and summary.json are
-    # written from the per-instance arrays in a staging folder, summary.json moved in last.
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".outputs.") as staging:
-        write_outputs(results, staging, summary=summary, throughput=throughput)
-        names = sorted(n for n in os.listdir(staging) if n not in (RESULTS_FILE, SUMMARY_FILE))
-        for name in [*names, SUMMARY_FILE]:
-            os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-    _write_documents_file(erasure_dir.documents_path, results, texts_split.texts, hier)
-    return out_dir
+    _write_final_outputs(setup, results, summary, _throughput(results, timing, config, wall))
+    return setup.folder.path
 
 
 def load_erasure_results(out_dir: str) -> tuple[SuiteResults, dict]:

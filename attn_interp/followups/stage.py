@@ -25,6 +25,15 @@ from tqdm.auto import tqdm
 
 import attn_interp
 from attn_interp.erasure.config import AffineParams
+from attn_interp.erasure.encode import (
+    EncodedDocs,
+    data_fingerprint,
+    encode_documents,
+    encoder_pack_config,
+    kernel_batches,
+    params_fingerprint,
+    split_batches,
+)
 from attn_interp.followups.batch import run_followups
 from attn_interp.followups.config import FollowupConfig
 from attn_interp.followups.summary import FollowupSummary, document_columns, summarize_followups
@@ -36,18 +45,16 @@ CSV_FILE = "followups.csv"
 SUMMARY_FILE = "summary.json"
 SHARD_DIR = "shards"
 # Bump when a change of these tests changes their numbers: older results are then recomputed.
-FOLLOWUP_REVISION = 4
+FOLLOWUP_REVISION = 5
 
 
 def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha: str) -> dict:
-    from attn_interp.erasure.evaluate import _params_fingerprint
-
     return {
         "followup_config": json.loads(json.dumps(dataclasses.asdict(config))),
         "run_sha256": run.identity,
-        "params_sha256": _params_fingerprint(run.model),
+        "params_sha256": params_fingerprint(run.model),
         "other_run_sha256": None if other is None else other.identity,
-        "other_params_sha256": None if other is None else _params_fingerprint(other.model),
+        "other_params_sha256": None if other is None else params_fingerprint(other.model),
         "split": split,
         "max_docs": max_docs,
         "data_sha256": data_sha,
@@ -75,39 +82,41 @@ def _prepare_folder(out_dir: str, manifest: dict) -> bool:
     return False
 
 
-def _shard_columns(batches, run, other, config: FollowupConfig) -> dict[str, np.ndarray]:
-    """Runs the tests on every batch of one shard; per-document columns in split order."""
-    from attn_interp.erasure.evaluate import _forward, _pad_items
+def _encode(run, batches) -> EncodedDocs:
+    """The run's encoder on `batches` (HAN: the packed layout)."""
+    return encode_documents(run.model, batches, pack=encoder_pack_config(run))
 
+
+def _shard_columns(texts, lo: int, hi: int, run, other, config: FollowupConfig):
+    """Runs the tests on documents [lo, hi) of `texts`, in the kernel shapes of
+    `kernel_batches`; per-document columns in split order (empty without documents)."""
+    _, batches = split_batches(run, texts, lo, hi)
+    if not batches:
+        return {}
+    docs = _encode(run, batches)
+    others: list = [None] * len(docs.seq_len)
+    if other is not None:
+        other_docs = _encode(other, batches)
+        if not np.array_equal(other_docs.seq_len, docs.seq_len):
+            raise ValueError("the other seed's model sees other items (tokenisation differs).")
+        others = kernel_batches(other_docs)
     affine = AffineParams(*run.model.head_params())
     parts = []
-    for batch in batches:
-        real = np.flatnonzero(np.asarray(batch.doc_index) >= 0)
-        if real.size == 0:
-            continue
-        inputs, logits = _forward(run.model, batch.tokens)
-        values, scores, mask = _pad_items(inputs)
-        other_scores = None
-        if other is not None:
-            o_inputs, _ = _forward(other.model, batch.tokens)
-            _, other_scores, o_mask = _pad_items(o_inputs)
-            if not np.array_equal(np.asarray(o_mask), np.asarray(mask)):
-                raise ValueError("the other seed's model sees other items (tokenisation differs).")
-        doc_ids = np.maximum(np.asarray(batch.doc_index), 0)
+    for batch, other_batch in zip(kernel_batches(docs), others, strict=False):
         res = run_followups(
-            values,
-            scores,
-            mask,
+            batch.values,
+            batch.scores,
+            batch.mask,
             config=config,
             affine=affine,
-            predicted=np.argmax(np.asarray(logits), -1),
-            doc_ids=doc_ids,
-            other_scores=other_scores,
+            predicted=np.argmax(batch.logits, -1),
+            doc_ids=np.maximum(batch.doc_index, 0),
+            other_scores=None if other_batch is None else other_batch.scores,
         )
         cols = document_columns(res, config)
-        cols["doc_index"] = np.asarray(batch.doc_index, np.int64)
-        cols["label"] = np.asarray(batch.labels, np.int32)
-        parts.append(_take(cols, real))
+        cols["doc_index"] = batch.doc_index
+        cols["label"] = batch.labels
+        parts.append(_take(cols, np.flatnonzero(batch.doc_index >= 0)))
     out = _concat(parts)
     return _take(out, np.argsort(out["doc_index"], kind="stable"))
 
@@ -145,8 +154,6 @@ def evaluate_followups(
       difference in the manifest (config, model, data, other run, revision) recomputes them.
     """
     from attn_interp import data as data_lib
-    from attn_interp.data.shapes import batch_config, bucket_batches
-    from attn_interp.erasure.evaluate import _data_fingerprint
     from attn_interp.train.run import load_run
 
     if not isinstance(config, FollowupConfig):
@@ -162,12 +169,10 @@ def evaluate_followups(
         texts = texts.head(max_docs)
     out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "followups"))
     manifest = _manifest(
-        run, other, config, split, max_docs, _data_fingerprint(texts.texts, texts.labels)
+        run, other, config, split, max_docs, data_fingerprint(texts.texts, texts.labels)
     )
     if _prepare_folder(out_dir, manifest):
         return out_dir
-    hier = run.model_config.hierarchical
-    bcfg = batch_config(run.train_config)
     start = time.perf_counter()
     paths = []
     bar = tqdm(total=len(texts), unit="doc", desc="followups", disable=not progress)
@@ -176,12 +181,7 @@ def evaluate_followups(
         path = os.path.join(out_dir, SHARD_DIR, f"shard_{s:05d}.npz")
         paths.append(path)
         if not os.path.exists(path):
-            chunk = data_lib.Split(list(texts.texts[lo:hi]), texts.labels[lo:hi])
-            part = data_lib.encode_corpus(chunk, run.vocab, hierarchical=hier)
-            part = dataclasses.replace(part, doc_index=part.doc_index + lo)
-            batches = data_lib.make_batches(part, bcfg, hierarchical=hier, train=False)
-            batches = bucket_batches(batches, run.train_config.shape_ladder_ratio)
-            atomic_write_npz(path, _shard_columns(batches, run, other, config))
+            atomic_write_npz(path, _shard_columns(texts, lo, hi, run, other, config))
         bar.update(hi - lo)
     bar.close()
     shards = []
