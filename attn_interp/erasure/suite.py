@@ -20,6 +20,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from attn_interp import parallel
+from attn_interp.erasure import packing
 from attn_interp.erasure.closed_form import (
     closed_form_removal,
     closed_form_singles,
@@ -382,7 +383,27 @@ def _suite_outputs(
     return _KernelOut(docs, targets, curves, k_min, per_item, item_curves)
 
 
-_suite_kernel = jax.jit(_suite_outputs, static_argnames=("head", "spec"))
+def _packed_outputs(*args, head, spec) -> tuple[jax.Array, ...]:
+    """`_suite_outputs` as one `[B, columns]` buffer per dtype (`packing`): a few transfers to
+    the host instead of one per field."""
+    return packing.pack(_suite_outputs(*args, head=head, spec=spec))
+
+
+_suite_kernel = jax.jit(_packed_outputs, static_argnames=("head", "spec"))
+_LAYOUTS: dict = {}
+
+
+def _output_layout(args, head, spec: _Spec) -> packing.Layout:
+    """Where `_packed_outputs` puts each field, for kernel arguments `args` (cached: it depends
+    only on the static arguments and the batch's shape and dtype)."""
+    values = args[0]
+    key = (head, spec, tuple(values.shape[:2]), np.dtype(values.dtype))
+    if key not in _LAYOUTS:
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        shapes = jax.eval_shape(functools.partial(_suite_outputs, head=head, spec=spec), *args)
+        _LAYOUTS[key] = packing.layout(shapes)
+    return _LAYOUTS[key]
 
 
 @functools.lru_cache(maxsize=64)
@@ -395,7 +416,7 @@ def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
     threads every thread could end up waiting inside a callback (a deadlock).
     """
     rows = P(parallel.DATA_AXIS)
-    body = functools.partial(_suite_outputs, head=head, spec=spec)
+    body = functools.partial(_packed_outputs, head=head, spec=spec)
     mapped = jax.shard_map(
         body, mesh=mesh, in_specs=(rows,) * 7 + (P(), P(), P()), out_specs=rows, check_vma=False
     )
@@ -653,7 +674,9 @@ def _chunk_size(inputs: _Inputs, spec: _Spec, config: ErasureConfig, devices: in
     return chunk
 
 
-def _run_chunks(run_kernel, inputs: _Inputs, head_state, spec: _Spec, chunk: int) -> SuiteResults:
+def _run_chunks(
+    run_kernel, inputs: _Inputs, head, head_state, spec: _Spec, chunk: int
+) -> SuiteResults:
     """The kernel over consecutive chunks of documents, joined."""
     b = inputs.values.shape[0]
     # Host arrays go to the jitted kernel as they are (its C++ dispatch transfers them faster
@@ -670,8 +693,8 @@ def _run_chunks(run_kernel, inputs: _Inputs, head_state, spec: _Spec, chunk: int
         else:
             args = [x[take] for x in per_doc]
             extras = tuple(x[take] for x in inputs.extra_scores)
-        raw = run_kernel(*args, extras, inputs.kernel, inputs.bias, head_state)
-        raw = jax.device_get(raw)
+        args = (*args, extras, inputs.kernel, inputs.bias, head_state)
+        raw = packing.unpack(jax.device_get(run_kernel(*args)), _output_layout(args, head, spec))
         ids = inputs.doc_ids[start:stop]
         pieces.append(_unpack(raw, spec, inputs.mask[start:stop], ids))
     return concatenate_results(pieces)
@@ -726,6 +749,57 @@ def run_suite(
     Returns:
       a `SuiteResults` of numpy arrays (`attn_interp.erasure.results`).
     """
+    inputs, method, r_given = _check_inputs(
+        values,
+        scores,
+        weights,
+        mask,
+        head=head,
+        head_state=head_state,
+        affine=affine,
+        predicted=predicted,
+        config=config,
+        extra_rankings=extra_rankings,
+        r_indices=r_indices,
+        doc_ids=doc_ids,
+    )
+    mesh = parallel.resolve_mesh(mesh) if mesh is not None else None  # checks its axes
+    devices = parallel.data_size(mesh) if mesh is not None else 1
+    flags = {
+        "use_scores": scores is not None,
+        "has_affine": affine is not None,
+        "has_predicted": predicted is not None,
+        "has_state": head_state is not None,
+        "r_given": r_given,
+        "devices": devices,
+    }
+    spec = _build_spec(inputs, config, method=method, flags=flags)
+    kernel_head = None if spec.closed else head
+    if devices > 1:
+        run_kernel = _per_device_kernel(mesh, kernel_head, spec)
+    else:
+        run_kernel = functools.partial(_suite_kernel, head=kernel_head, spec=spec)
+    chunk = _chunk_size(inputs, spec, config, devices)
+    return _run_chunks(run_kernel, inputs, kernel_head, head_state, spec, chunk)
+
+
+def _check_inputs(
+    values,
+    scores,
+    weights,
+    mask,
+    *,
+    head,
+    head_state,
+    affine,
+    predicted,
+    config: ErasureConfig,
+    extra_rankings,
+    r_indices,
+    doc_ids,
+) -> tuple[_Inputs, str, tuple[bool, ...]]:
+    """`run_suite`'s arguments checked and normalised: (inputs, method, which random comparison
+    items are given)."""
     values, attn, mask_np = _check_arrays(values, scores, weights, mask)
     b = values.shape[0]
     kernel, bias = _check_affine(affine, values)
@@ -748,24 +822,7 @@ def run_suite(
         bias,
         num_classes,
     )
-    mesh = parallel.resolve_mesh(mesh) if mesh is not None else None  # checks its axes
-    devices = parallel.data_size(mesh) if mesh is not None else 1
-    flags = {
-        "use_scores": scores is not None,
-        "has_affine": affine is not None,
-        "has_predicted": predicted is not None,
-        "has_state": head_state is not None,
-        "r_given": r_given,
-        "devices": devices,
-    }
-    spec = _build_spec(inputs, config, method=method, flags=flags)
-    kernel_head = None if spec.closed else head
-    if devices > 1:
-        run_kernel = _per_device_kernel(mesh, kernel_head, spec)
-    else:
-        run_kernel = functools.partial(_suite_kernel, head=kernel_head, spec=spec)
-    chunk = _chunk_size(inputs, spec, config, devices)
-    return _run_chunks(run_kernel, inputs, head_state, spec, chunk)
+    return inputs, method, r_given
 
 
 _FRACTION_DENOMINATOR = 10_000
