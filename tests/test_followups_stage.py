@@ -14,8 +14,9 @@ from helpers import local_data_config, write_topic_split
 from attn_interp.data import encode_corpus, load_splits
 from attn_interp.erasure.config import AffineParams
 from attn_interp.followups import FollowupConfig, run_followups
-from attn_interp.followups.stage import CSV_FILE, evaluate_followups, load_followups
+from attn_interp.followups.stage import evaluate_followups, load_followups
 from attn_interp.followups.summary import document_columns
+from attn_interp.run_dirs import FOLLOWUPS_CSV_FILE
 from attn_interp.train.config import TrainConfig
 from attn_interp.train.run import load_run, train_and_evaluate
 
@@ -57,7 +58,7 @@ def test_outputs_match_a_direct_call_per_document(runs):
     columns, summary = load_followups(out)
     n_docs = 13
     np.testing.assert_array_equal(columns["doc_index"], np.arange(n_docs))
-    with open(os.path.join(out, CSV_FILE)) as f:
+    with open(os.path.join(out, FOLLOWUPS_CSV_FILE)) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == n_docs
     assert {"tau_gradient", "overlap_leave_one_out_top10pct", "baseline_other_seed_tvd"} <= set(

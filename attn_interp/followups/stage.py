@@ -38,12 +38,8 @@ from attn_interp.followups.batch import run_followups
 from attn_interp.followups.config import FollowupConfig
 from attn_interp.followups.summary import FollowupSummary, document_columns, summarize_followups
 from attn_interp.io_utils import atomic_write_json, atomic_write_npz, atomic_write_text
+from attn_interp.run_dirs import FollowupDir, RunDir
 
-MANIFEST_FILE = "manifest.json"
-RESULTS_FILE = "results.npz"
-CSV_FILE = "followups.csv"
-SUMMARY_FILE = "summary.json"
-SHARD_DIR = "shards"
 # Bump when a change of these tests changes their numbers: older results are then recomputed.
 FOLLOWUP_REVISION = 5
 
@@ -63,21 +59,21 @@ def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha
     }
 
 
-def _prepare_folder(out_dir: str, manifest: dict) -> bool:
-    """Creates `out_dir` for `manifest`; True when finished results of it are already there.
+def _prepare_folder(folder: FollowupDir, manifest: dict) -> bool:
+    """Creates `folder` for `manifest`; True when finished results of it are already there.
     Results of another setup are removed (the reason is printed)."""
-    path = os.path.join(out_dir, MANIFEST_FILE)
+    out_dir, path = folder.path, folder.manifest_path
     if os.path.isfile(path):
         with open(path) as f:
             old = json.load(f)
         if old == manifest:
-            return os.path.isfile(os.path.join(out_dir, SUMMARY_FILE))
+            return folder.is_finished()
         changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
         print(
             f"followups: {out_dir} holds results of another setup ({', '.join(changed)}); recomputing"
         )
         shutil.rmtree(out_dir)
-    os.makedirs(os.path.join(out_dir, SHARD_DIR), exist_ok=True)
+    os.makedirs(folder.shard_dir, exist_ok=True)
     atomic_write_json(path, manifest)
     return False
 
@@ -167,18 +163,19 @@ def evaluate_followups(
     texts = data_lib.load_splits(run.data_config).splits[split]
     if max_docs is not None:
         texts = texts.head(max_docs)
-    out_dir = os.path.abspath(out_dir or os.path.join(run.workdir, "followups"))
+    folder = RunDir(run.workdir).followups(out_dir)
+    out_dir = folder.path
     manifest = _manifest(
         run, other, config, split, max_docs, data_fingerprint(texts.texts, texts.labels)
     )
-    if _prepare_folder(out_dir, manifest):
+    if _prepare_folder(folder, manifest):
         return out_dir
     start = time.perf_counter()
     paths = []
     bar = tqdm(total=len(texts), unit="doc", desc="followups", disable=not progress)
     for s, lo in enumerate(range(0, len(texts), shard_docs)):
         hi = min(lo + shard_docs, len(texts))
-        path = os.path.join(out_dir, SHARD_DIR, f"shard_{s:05d}.npz")
+        path = folder.shard_path(s)
         paths.append(path)
         if not os.path.exists(path):
             atomic_write_npz(path, _shard_columns(texts, lo, hi, run, other, config))
@@ -190,12 +187,12 @@ def evaluate_followups(
             if f.files:
                 shards.append({k: f[k] for k in f.files})
     columns = _concat(shards)
-    atomic_write_npz(os.path.join(out_dir, RESULTS_FILE), columns)
-    write_csv(os.path.join(out_dir, CSV_FILE), columns)
+    atomic_write_npz(folder.results_path, columns)
+    write_csv(folder.csv_path, columns)
     summary = summarize_followups(columns, config, labels=columns["label"]).to_json()
     summary["seconds_this_call"] = time.perf_counter() - start
     summary["backend"] = jax.default_backend()
-    atomic_write_json(os.path.join(out_dir, SUMMARY_FILE), summary)
+    atomic_write_json(folder.summary_path, summary)
     return out_dir
 
 
@@ -221,8 +218,8 @@ def _fmt(x) -> str:
 
 def load_followups(out_dir: str) -> tuple[dict[str, np.ndarray], FollowupSummary]:
     """(per-document columns and items, summary) of a finished `evaluate_followups` folder."""
-    res_path = os.path.join(out_dir, RESULTS_FILE)
-    sum_path = os.path.join(out_dir, SUMMARY_FILE)
+    folder = FollowupDir(out_dir)
+    res_path, sum_path = folder.results_path, folder.summary_path
     if not (os.path.isfile(res_path) and os.path.isfile(sum_path)):
         raise FileNotFoundError(f"{out_dir} has no finished follow-up results.")
     with np.load(res_path, allow_pickle=False) as f:
