@@ -7,7 +7,10 @@ does: shape ladder, HAN packed). Checks (dropout off, first batch): both losses 
 `STEP_RTOL`). Then `sample` batches spread over the epoch are timed in rounds, JAX and PyTorch in
 turns (which goes first alternates), so machine load hits both alike; JAX's first call of each
 shape is timed separately as compilation. A step is the mean over the sampled batches of one
-round; rounds give min and median.
+round; rounds give min and median. Also reported: the ratio of CPU time (this process, all
+threads: XLA's pool for JAX, one thread for PyTorch) per round, median over rounds. It moves less
+with the machine's load than wall time, since a 2-thread XLA step waits for whichever thread the
+scheduler parked; it charges JAX for both of its threads, so it is the stricter comparison.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _timed_both(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all its threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -117,28 +127,32 @@ def compare_arch(loaded, vocab, arch: str, *, repeats: int, sample: int, lr: flo
 
     first = {int(i): _timed(lambda i=i: jax_step(i)) for i in picks}
     tstep(*torch_args(int(picks[0])))  # PyTorch warm-up (allocator, thread pool)
-    jax_rounds, torch_rounds = [], []
+    jax_rounds, torch_rounds, cpu_ratios = [], [], []
     per_batch = {int(i): [] for i in picks}
     for r in range(repeats):
         order = ("jax", "torch") if r % 2 == 0 else ("torch", "jax")
         totals = {"jax": 0.0, "torch": 0.0}
+        cpu = {"jax": 0.0, "torch": 0.0}
         for i in picks:
             for who in order:
                 if who == "jax":
-                    t = _timed(lambda i=i: jax_step(int(i)))
+                    t, c = _timed_both(lambda i=i: jax_step(int(i)))
                     per_batch[int(i)].append(t)
                 else:
-                    t = _timed(lambda i=i: tstep(*torch_args(int(i))))
+                    t, c = _timed_both(lambda i=i: tstep(*torch_args(int(i))))
                 totals[who] += t
+                cpu[who] += c
         jax_rounds.append(totals["jax"] / len(picks))
         torch_rounds.append(totals["torch"] / len(picks))
+        cpu_ratios.append(cpu["torch"] / max(cpu["jax"], 1e-9))
     compile_s = [first[i] - statistics.median(per_batch[i]) for i in first]
     jax_min, jax_med = _stats(jax_rounds)
     torch_min, torch_med = _stats(torch_rounds)
     per_shape = statistics.mean(compile_s)
     print(
         f"  steps (ms, min / median): JAX {1e3 * jax_min:.0f} / {1e3 * jax_med:.0f}, PyTorch "
-        f"{1e3 * torch_min:.0f} / {1e3 * torch_med:.0f}; compile {per_shape:.1f} s per shape",
+        f"{1e3 * torch_min:.0f} / {1e3 * torch_med:.0f}; compile {per_shape:.1f} s per shape; "
+        f"CPU-time ratio {statistics.median(cpu_ratios):.2f}",
         flush=True,
     )
     return {
@@ -150,6 +164,7 @@ def compare_arch(loaded, vocab, arch: str, *, repeats: int, sample: int, lr: flo
         "torch_median": torch_med,
         "ratio": torch_med / jax_med,
         "ratio_min": torch_min / jax_min,
+        "cpu_ratio": statistics.median(cpu_ratios),
         "compile_per_shape": per_shape,
         "shapes_per_epoch": shapes_per_epoch,
         "compile_per_epoch": per_shape * shapes_per_epoch,
@@ -181,14 +196,16 @@ def run(
     print(f"\nload average (1/5/15 min) before {load_before}, after {load_after}")
     print(
         "| model | JAX step ms (min / median) | PyTorch step ms (min / median) | PyTorch / JAX "
-        "(median; min) | JAX compile s per shape | shapes per epoch | compile s per epoch |"
+        "(median; min) | CPU time PyTorch / JAX | JAX compile s per shape | shapes per epoch | "
+        "compile s per epoch |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['arch']} | {1e3 * r['jax_min']:.0f} / {1e3 * r['jax_median']:.0f} | "
             f"{1e3 * r['torch_min']:.0f} / {1e3 * r['torch_median']:.0f} | "
-            f"**{r['ratio']:.2f}×**; {r['ratio_min']:.2f}× | {r['compile_per_shape']:.1f} | "
+            f"**{r['ratio']:.2f}×**; {r['ratio_min']:.2f}× | {r['cpu_ratio']:.2f}× | "
+            f"{r['compile_per_shape']:.1f} | "
             f"{r['shapes_per_epoch']} | {r['compile_per_epoch']:.0f} |"
         )
     summary = {f"{r['arch']}_jax_vs_torch": round(r["ratio"], 3) for r in rows}
@@ -196,6 +213,7 @@ def run(
         summary[f"{r['arch']}_compile_seconds_per_shape"] = round(r["compile_per_shape"], 2)
         summary[f"{r['arch']}_compile_seconds_per_epoch"] = round(r["compile_per_epoch"], 1)
         summary[f"{r['arch']}_losses_agree"] = r["losses_agree"]
+        summary[f"{r['arch']}_cpu_time_ratio"] = round(r["cpu_ratio"], 3)
     summary["load_average_before_after"] = [load_before[0], load_after[0]]
     summary["torch_threads"] = rows[0]["torch_threads"] if rows else None
     print(json.dumps(summary, sort_keys=True))
