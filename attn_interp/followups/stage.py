@@ -38,6 +38,7 @@ from attn_interp.followups.batch import run_followups
 from attn_interp.followups.config import FollowupConfig
 from attn_interp.followups.summary import FollowupSummary, document_columns, summarize_followups
 from attn_interp.io_utils import atomic_write_json, atomic_write_npz, atomic_write_text
+from attn_interp.records import record_differences
 from attn_interp.run_dirs import FollowupDir, RunDir
 
 # Bump when a change of these tests changes their numbers: older results are then recomputed.
@@ -62,19 +63,18 @@ def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha
 def _prepare_folder(folder: FollowupDir, manifest: dict) -> bool:
     """Creates `folder` for `manifest`; True when finished results of it are already there.
     Results of another setup are removed (the reason is printed)."""
-    out_dir, path = folder.path, folder.manifest_path
-    if os.path.isfile(path):
-        with open(path) as f:
-            old = json.load(f)
-        if old == manifest:
+    old = folder.manifest()
+    if old is not None:
+        changed = record_differences(old, manifest)
+        if not changed:
             return folder.is_finished()
-        changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
         print(
-            f"followups: {out_dir} holds results of another setup ({', '.join(changed)}); recomputing"
+            f"followups: {folder.path} holds results of another setup "
+            f"({'; '.join(changed[:8])}); recomputing"
         )
-        shutil.rmtree(out_dir)
+        shutil.rmtree(folder.path)
     os.makedirs(folder.shard_dir, exist_ok=True)
-    atomic_write_json(path, manifest)
+    atomic_write_json(folder.manifest_path, manifest)
     return False
 
 
