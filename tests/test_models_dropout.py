@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from attn_interp.models.dropout import Dropout, keep_mask
+from attn_interp.models.dropout import Dropout, keep_mask, threefry_bits
 
 
 @pytest.mark.parametrize("keep", [0.556, 0.78, 0.5, 1e-3])
@@ -36,3 +36,30 @@ def test_dropout_scales_kept_values_and_switches_with_train_eval():
     layer.eval()
     np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(x))
     assert np.all(np.asarray(Dropout(0.0, rngs=nnx.Rngs(0))(x)) == np.asarray(x))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 4097])
+def test_threefry_bits_equal_jax_random_bits(n):
+    """The written-out hash gives JAX's own words (so dropout masks are unchanged), for fresh,
+    split and folded keys, eagerly and under jit; other key kinds fall back to JAX."""
+    base = jax.random.key(2**31 + 5)
+    keys = [jax.random.key(0), *jax.random.split(base, 3), jax.random.fold_in(base, 7)]
+    jitted = jax.jit(threefry_bits, static_argnums=1)
+    for key in keys:
+        want = np.asarray(jax.random.bits(key, (n,), jnp.uint32))
+        np.testing.assert_array_equal(np.asarray(threefry_bits(key, n)), want)
+        np.testing.assert_array_equal(np.asarray(jitted(key, n)), want)
+    rbg = jax.random.key(3, impl="rbg")
+    np.testing.assert_array_equal(
+        np.asarray(threefry_bits(rbg, n)), np.asarray(jax.random.bits(rbg, (n,), jnp.uint32))
+    )
+
+
+def test_keep_mask_is_sixteen_bit_halves_of_jax_words():
+    """Reference: each element compares its 16-bit half of `jax.random.bits` with keep * 2^16."""
+    key, keep, shape = jax.random.key(11), 0.556, (3, 5, 7)
+    n = 3 * 5 * 7
+    words = np.asarray(jax.random.bits(key, ((n + 1) // 2,), jnp.uint32))
+    halves = words.view(np.uint16)[:n]  # little-endian: low half first, as bitcast_convert_type
+    want = (halves < round(keep * 65536)).reshape(shape)
+    np.testing.assert_array_equal(np.asarray(keep_mask(key, keep, shape)), want)
