@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from attn_interp.erasure.config import AffineParams
 from attn_interp.followups import FollowupConfig, run_followups
 from attn_interp.followups.stage import evaluate_followups, load_followups
 from attn_interp.followups.summary import document_columns
-from attn_interp.run_dirs import FOLLOWUPS_CSV_FILE
+from attn_interp.run_dirs import FOLLOWUPS_CSV_FILE, FollowupDir
+from attn_interp.shards import SHARD_SUMS_KEY
 from attn_interp.train.config import TrainConfig
 from attn_interp.train.run import load_run, train_and_evaluate
 
@@ -109,3 +112,46 @@ def test_reuse_and_recompute_follow_the_manifest(runs, capsys):
     assert [a.epsilon for a in summary.adversary] == [0.02]
     assert "adv_js_eps0.01" not in columns
     assert np.all(np.isnan(columns["tau_gradient"][columns["seq_len"] < 2]))
+
+
+def test_damaged_or_foreign_shards_are_recomputed_with_the_reason(
+    runs, tmp_path, monkeypatch, capsys
+):
+    """A resumed follow-up run reuses a shard only if its file matches the sha256 recorded in the
+    manifest: a shard with one flipped byte, one from a run of other settings and one without a
+    recorded sum are recomputed, each with a printed reason; the results equal the first run's."""
+    from attn_interp.followups import stage
+
+    out = str(tmp_path / "a")
+    kw = {"shard_docs": 5, "progress": False}
+    evaluate_followups(runs["flan"], CFG, other_workdir=runs["flan2"], out_dir=out, **kw)
+    want, _ = load_followups(out)
+    other = evaluate_followups(runs["flan"], CFG, out_dir=str(tmp_path / "b"), **kw)
+    folder, foreign = FollowupDir(out), FollowupDir(other)
+    paths = [folder.shard_path(s) for s in range(3)]
+    with open(paths[0], "r+b") as f:  # one flipped bit in the middle of shard 0
+        f.seek(os.path.getsize(paths[0]) // 2)
+        byte = f.read(1)[0]
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte ^ 1]))
+    shutil.copyfile(foreign.shard_path(1), paths[1])  # no other-seed columns
+    manifest = folder.manifest()
+    del manifest[SHARD_SUMS_KEY][os.path.basename(paths[2])]
+    with open(folder.manifest_path, "w") as f:
+        json.dump(manifest, f)
+    os.remove(folder.summary_path)  # unfinished: the next call resumes from the shards
+    calls = []
+    real = stage._shard_columns
+    monkeypatch.setattr(stage, "_shard_columns", lambda *a: calls.append(a[1:3]) or real(*a))
+    capsys.readouterr()
+    evaluate_followups(runs["flan"], CFG, other_workdir=runs["flan2"], out_dir=out, **kw)
+    assert calls == [(0, 5), (5, 10), (10, 13)]
+    assert capsys.readouterr().out.splitlines() == [
+        f"followups: {paths[0]} does not match its sha256 in manifest.json: recomputing it",
+        f"followups: {paths[1]} does not match its sha256 in manifest.json: recomputing it",
+        f"followups: {paths[2]} has no sha256 in manifest.json: recomputing it",
+    ]
+    got, _ = load_followups(out)
+    assert list(got) == list(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

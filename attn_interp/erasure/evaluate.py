@@ -7,7 +7,7 @@ Output folder (default ``WORKDIR/erasure``):
                     sha256 of every finished shard file
   shards/           shard_00000.npz, ...: results of `shard_docs` documents each (atomic writes);
                     a re-run skips the shards whose file matches its recorded sha256 and
-                    recomputes any other (with a warning naming it)
+                    recomputes any other (with a warning naming it; `attn_interp.shards`)
   results.npz       per-instance (and ragged "items/") arrays of every evaluated document, in split
                     order (`write_outputs`), plus "label" `[docs]`, "logits" `[docs, classes]` and
                     "all_unknown" `[docs]` (every token out of vocabulary)
@@ -28,22 +28,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
 import zipfile
-import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 from absl import logging
 from flax import nnx
-from tqdm.auto import tqdm
 
 import attn_interp
 from attn_interp import parallel
@@ -69,25 +66,20 @@ from attn_interp.erasure.results import (
 )
 from attn_interp.erasure.suite import run_suite
 from attn_interp.erasure.summary import summarize
-from attn_interp.io_utils import (
-    atomic_write,
-    atomic_write_bytes,
-    json_default,
-    npz_bytes,
-    remove_stale_temp_files,
-)
-from attn_interp.records import record_differences
-from attn_interp.run_dirs import (
-    ERASURE_DIR,
-    MANIFEST_FILE,
-    RESULTS_FILE,
-    SUMMARY_FILE,
-    ErasureDir,
+from attn_interp.io_utils import atomic_write, json_default
+from attn_interp.run_dirs import ERASURE_DIR, RESULTS_FILE, SUMMARY_FILE, ErasureDir
+from attn_interp.shards import (
+    SHARD_SUMS_KEY,
+    ManifestMismatchError,
+    ShardStore,
+    load_npz,
+    npz_member,
+    open_npz,
+    open_shards,
 )
 from attn_interp.types import Batch
 
 ALL_UNKNOWN_KEY = "all_unknown"  # per document: every token is out of vocabulary (<unk>)
-SHARD_SUMS_KEY = "shard_sha256"  # manifest entry: shard file name -> sha256 of the written file
 _TIMING_PREFIX = "shard/"  # scalar timings stored inside each shard file
 # Revision of the engine's numbers, recorded in the manifest: bump it whenever a change of the
 # engine changes results, so saved shards of an older engine are refused instead of mixed in
@@ -100,20 +92,13 @@ _TIMING_KEYS = (_TIMING_PREFIX + "encode_seconds", _TIMING_PREFIX + "erasure_sec
 # ErasureConfig fields that change how the work is chunked but never the results.
 _RESULT_NEUTRAL_FIELDS = ("memory_budget_bytes",)
 
-__all__ = ["ManifestMismatchError", "evaluate_run", "load_erasure_results", "merge_shards"]
-
-
-class ManifestMismatchError(ValueError):
-    """An output folder holds (partial) results of another config, checkpoint or data set."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Small helpers.
-
-
-def _load_npz(path: str) -> dict[str, np.ndarray]:
-    with _open_npz(path) as f:
-        return {k: _member(f, k, path) for k in f.files}
+__all__ = [
+    "SHARD_SUMS_KEY",
+    "ManifestMismatchError",
+    "evaluate_run",
+    "load_erasure_results",
+    "merge_shards",
+]
 
 
 def _items_of(text: str, hierarchical: bool) -> list[str]:
@@ -130,7 +115,7 @@ def _items_of(text: str, hierarchical: bool) -> list[str]:
 
 
 def _manifest(
-    run, config: ErasureConfig, *, split: str, max_docs, shard_docs, step, data_sha, n_docs
+    run, config: ErasureConfig, *, split: str, max_docs, step, data_sha, n_docs
 ) -> dict[str, Any]:
     cfg = dataclasses.asdict(config)
     for name in _RESULT_NEUTRAL_FIELDS:
@@ -147,7 +132,6 @@ def _manifest(
                 "arch": run.model_config.arch,
                 "split": split,
                 "max_docs": max_docs,
-                "shard_docs": shard_docs,
                 "data_sha256": data_sha,
                 "documents": n_docs,
                 "shard_unit": "split_positions",  # shard s = split positions [s*N, (s+1)*N)
@@ -158,77 +142,6 @@ def _manifest(
             default=json_default,
         )
     )
-
-
-def _check_manifest(path: str, new: dict[str, Any]) -> dict[str, str]:
-    """Refuses a manifest of another setup; returns its shard checksums (file name -> sha256)."""
-    with open(path) as f:
-        try:
-            old = json.load(f)
-        except json.JSONDecodeError as err:
-            raise ManifestMismatchError(
-                f"{path} is unreadable ({err}); pass overwrite=True (--overwrite) to start over."
-            ) from err
-    ignore = {"workdir", SHARD_SUMS_KEY}  # the same run may be moved or mounted elsewhere
-    diffs = record_differences(old, new, ignore)
-    if diffs:
-        raise ManifestMismatchError(
-            f"{os.path.dirname(path)} holds erasure results of another setup "
-            f"({'; '.join(diffs[:8])}). Repeat the original settings to resume, choose another "
-            "output folder, or pass overwrite=True (--overwrite) to delete them and start over."
-        )
-    return dict(old.get(SHARD_SUMS_KEY, {}))
-
-
-def _write_manifest(path: str, manifest: dict[str, Any], shard_sums: dict[str, str]) -> None:
-    record = {**manifest, SHARD_SUMS_KEY: dict(sorted(shard_sums.items()))}
-    atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            h.update(piece)
-    return h.hexdigest()
-
-
-def _shard_is_done(path: str, shard_sums: Mapping[str, str]) -> bool:
-    """A shard file counts as done only if its sha256 is the one the manifest recorded when it was
-    written; any other file there (truncated, corrupted, unrecorded) is to be recomputed."""
-    if not os.path.exists(path):
-        return False
-    recorded = shard_sums.get(os.path.basename(path))
-    if recorded is not None and _sha256_file(path) == recorded:
-        return True
-    why = "does not match its sha256" if recorded else "has no sha256"
-    logging.warning("%s %s in %s: recomputing it", path, why, MANIFEST_FILE)
-    return False
-
-
-_NPZ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, zlib.error)
-
-
-def _unreadable(path: str, err: Exception) -> ValueError:
-    return ValueError(
-        f"{path} is not a readable .npz file ({type(err).__name__}: {err}); delete it and run "
-        "again (a shard is recomputed)."
-    )
-
-
-def _member(npz, key: str, path: str) -> np.ndarray:
-    try:
-        return npz[key]
-    except _NPZ_ERRORS as err:
-        raise _unreadable(path, err) from err
-
-
-def _open_npz(path: str):
-    """`np.load` of a shard or results file; a damaged file raises ValueError naming it."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except _NPZ_ERRORS as err:
-        raise _unreadable(path, err) from err
 
 
 def _check_training_data(run, split: str, sha: str) -> None:
@@ -361,7 +274,7 @@ def merge_shards(
         files: dict[str, Any] = {}
         try:
             for path in shard_paths:
-                with _open_npz(path) as f:
+                with open_npz(path) as f:
                     names = [k for k in f.files if not k.startswith(_TIMING_PREFIX)]
                     if not names:
                         continue  # a shard without documents
@@ -378,7 +291,7 @@ def merge_shards(
                             "(or pass overwrite=True) and run again."
                         )
                     for k in keys:
-                        arr = np.ascontiguousarray(_member(f, k, path))
+                        arr = np.ascontiguousarray(npz_member(f, k, path))
                         if k not in meta:
                             meta[k] = (arr.dtype, arr.shape[1:])
                         elif (arr.dtype, arr.shape[1:]) != meta[k]:
@@ -526,13 +439,12 @@ def _report_all_unknown(results: SuiteResults, split: str) -> int:
 
 
 class _Setup(NamedTuple):
-    """A checked request: the run, the documents to erase and the output folder's state."""
+    """A checked request: the run, the documents to erase and the output folder's shards."""
 
     run: Any
     texts: Any  # the `attn_interp.data.Split` to erase (after max_docs)
     folder: ErasureDir
-    manifest: dict[str, Any]
-    shard_sums: dict[str, str]  # shard file name -> sha256 recorded in the manifest
+    shards: ShardStore
 
 
 def _load_request(workdir: str, which: str, split: str, max_docs: int | None, mesh):
@@ -557,9 +469,11 @@ def _load_request(workdir: str, which: str, split: str, max_docs: int | None, me
     return run, texts
 
 
-def _prepare_folder(run, texts, config: ErasureConfig, out_dir, overwrite: bool, **ident) -> _Setup:
-    """Opens (or creates) the output folder: refuses results of another setup unless
-    `overwrite`, removes partial writes of a killed run, writes the manifest."""
+def _prepare_folder(
+    run, texts, config: ErasureConfig, out_dir, overwrite: bool, shard_docs: int, **ident
+) -> _Setup:
+    """Opens (or creates) the output folder (`open_shards`): refuses results of another setup
+    (or shard size) unless `overwrite`."""
     folder = ErasureDir(out_dir or os.path.join(run.workdir, ERASURE_DIR))
     manifest = _manifest(
         run,
@@ -571,46 +485,34 @@ def _prepare_folder(run, texts, config: ErasureConfig, out_dir, overwrite: bool,
     )
     if overwrite and os.path.isdir(folder.path):
         shutil.rmtree(folder.path)
-    shard_sums: dict[str, str] = {}
-    if os.path.exists(folder.manifest_path):
-        shard_sums = _check_manifest(folder.manifest_path, manifest)
-    os.makedirs(folder.shard_dir, exist_ok=True)
-    for path in (folder.path, folder.shard_dir):  # partial writes of a killed earlier run
-        remove_stale_temp_files(path)
-    if not os.path.exists(folder.manifest_path):
-        _write_manifest(folder.manifest_path, manifest, shard_sums)
-    return _Setup(run, texts, folder, manifest, shard_sums)
+    shards = open_shards(
+        folder,
+        manifest,
+        shard_docs,
+        stage="erasure",
+        refuse=True,  # another setup's results are deleted only with --overwrite
+        log=logging.warning,
+        ignore=("workdir",),  # the same run may be moved or mounted elsewhere
+    )
+    return _Setup(run, texts, folder, shards)
 
 
-def _compute_shards(setup: _Setup, work: _Work, shard_docs: int, progress: bool) -> list[str]:
-    """Writes every shard not already done (checksum recorded first); returns all shard paths."""
-    folder, n_split = setup.folder, len(setup.texts)
+def _compute_shards(setup: _Setup, work: _Work, progress: bool) -> list[str]:
+    """Writes every shard not already complete; returns all shard paths."""
     blocks = _Blocks(functools.partial(_compute_block, work, setup.texts))
-    bar = tqdm(total=n_split, unit="doc", desc="erasure", disable=not progress)
-    paths = []
-    try:
-        for s in range(-(-n_split // shard_docs)):
-            path = folder.shard_path(s)
-            lo, hi = s * shard_docs, min((s + 1) * shard_docs, n_split)
-            paths.append(path)
-            if not _shard_is_done(path, setup.shard_sums):
-                # Checksum recorded before the file is renamed into place: a kill in between
-                # leaves a sum without its file (recomputed), never a finished file without a sum.
-                data = npz_bytes(_shard_results(blocks, lo, hi))
-                setup.shard_sums[os.path.basename(path)] = hashlib.sha256(data).hexdigest()
-                _write_manifest(folder.manifest_path, setup.manifest, setup.shard_sums)
-                atomic_write_bytes(path, data)
-            bar.update(hi - lo)
-    finally:
-        bar.close()
-    return paths
+    return setup.shards.fill(
+        len(setup.texts),
+        lambda lo, hi: _shard_results(blocks, lo, hi),
+        desc="erasure",
+        progress=progress,
+    )
 
 
 def _shard_timings(paths: Sequence[str]) -> dict[str, float]:
     """The "shard/" timings and counts summed over the shard files."""
     timing: dict[str, float] = {}
     for path in paths:
-        with _open_npz(path) as f:
+        with open_npz(path) as f:
             for k in f.files:
                 if k.startswith(_TIMING_PREFIX):
                     timing[k] = timing.get(k, 0.0) + float(f[k])
@@ -723,9 +625,9 @@ def evaluate_run(
         config,
         out_dir,
         overwrite,
+        shard_docs,
         split=split,
         max_docs=max_docs,
-        shard_docs=shard_docs,
     )
     affine = AffineParams(*run.model.head_params())
     timers = (ShapeTimer(), ShapeTimer())
@@ -733,7 +635,7 @@ def evaluate_run(
         run, encoder_pack_config(run), _make_head(run.model, config), affine, config, timers, mesh
     )
     start = time.perf_counter()
-    paths = _compute_shards(setup, work, shard_docs, progress)
+    paths = _compute_shards(setup, work, progress)
     wall = time.perf_counter() - start
 
     timing = _shard_timings(paths)
@@ -759,4 +661,4 @@ def load_erasure_results(out_dir: str) -> tuple[SuiteResults, dict]:
         )
     with open(sum_path) as f:
         summary = json.load(f)
-    return from_flat(_load_npz(res_path)), summary
+    return from_flat(load_npz(res_path)), summary

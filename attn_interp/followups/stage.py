@@ -4,8 +4,11 @@ after erasure), resumable and keyed by what produced it.
 Output folder (default ``WORKDIR/followups``):
 
   manifest.json   config, run identity, checkpoint parameter digest, data fingerprint, other
-                  seed's run, revision; results of another setup are recomputed, never mixed in
-  shards/         shard_00000.npz, ...: `shard_docs` documents each (atomic; a re-run skips them)
+                  seed's run, revision, and the sha256 of every finished shard file; results of
+                  another setup are recomputed, never mixed in
+  shards/         shard_00000.npz, ...: `shard_docs` documents each (atomic writes); a re-run
+                  skips the shards whose file matches its recorded sha256 and recomputes any
+                  other, printing why (`attn_interp.shards`)
   results.npz     per-document columns (split order) and ragged "items/" arrays
   followups.csv   the per-document columns (docs/followups.md documents every column)
   summary.json    `FollowupSummary.to_json()` plus "seconds"
@@ -16,12 +19,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 import attn_interp
 from attn_interp.erasure.config import AffineParams
@@ -38,8 +39,8 @@ from attn_interp.followups.batch import run_followups
 from attn_interp.followups.config import FollowupConfig
 from attn_interp.followups.summary import FollowupSummary, document_columns, summarize_followups
 from attn_interp.io_utils import atomic_write_json, atomic_write_npz, atomic_write_text
-from attn_interp.records import record_differences
 from attn_interp.run_dirs import FollowupDir, RunDir
+from attn_interp.shards import load_npz, open_shards
 
 # Bump when a change of these tests changes their numbers: older results are then recomputed.
 FOLLOWUP_REVISION = 5
@@ -60,22 +61,8 @@ def _manifest(run, other, config: FollowupConfig, split: str, max_docs, data_sha
     }
 
 
-def _prepare_folder(folder: FollowupDir, manifest: dict) -> bool:
-    """Creates `folder` for `manifest`; True when finished results of it are already there.
-    Results of another setup are removed (the reason is printed)."""
-    old = folder.manifest()
-    if old is not None:
-        changed = record_differences(old, manifest)
-        if not changed:
-            return folder.is_finished()
-        print(
-            f"followups: {folder.path} holds results of another setup "
-            f"({'; '.join(changed[:8])}); recomputing"
-        )
-        shutil.rmtree(folder.path)
-    os.makedirs(folder.shard_dir, exist_ok=True)
-    atomic_write_json(folder.manifest_path, manifest)
-    return False
+def _log(message: str) -> None:
+    print(f"followups: {message}")
 
 
 def _encode(run, batches) -> EncodedDocs:
@@ -168,25 +155,18 @@ def evaluate_followups(
     manifest = _manifest(
         run, other, config, split, max_docs, data_fingerprint(texts.texts, texts.labels)
     )
-    if _prepare_folder(folder, manifest):
+    # Results of another setup are recomputed, never mixed in.
+    shards = open_shards(folder, manifest, shard_docs, stage="follow-up", refuse=False, log=_log)
+    if folder.is_finished():
         return out_dir
     start = time.perf_counter()
-    paths = []
-    bar = tqdm(total=len(texts), unit="doc", desc="followups", disable=not progress)
-    for s, lo in enumerate(range(0, len(texts), shard_docs)):
-        hi = min(lo + shard_docs, len(texts))
-        path = folder.shard_path(s)
-        paths.append(path)
-        if not os.path.exists(path):
-            atomic_write_npz(path, _shard_columns(texts, lo, hi, run, other, config))
-        bar.update(hi - lo)
-    bar.close()
-    shards = []
-    for path in paths:
-        with np.load(path, allow_pickle=False) as f:
-            if f.files:
-                shards.append({k: f[k] for k in f.files})
-    columns = _concat(shards)
+    paths = shards.fill(
+        len(texts),
+        lambda lo, hi: _shard_columns(texts, lo, hi, run, other, config),
+        desc="followups",
+        progress=progress,
+    )
+    columns = _concat([c for c in map(load_npz, paths) if c])
     atomic_write_npz(folder.results_path, columns)
     write_csv(folder.csv_path, columns)
     summary = summarize_followups(columns, config, labels=columns["label"]).to_json()
