@@ -247,14 +247,19 @@ def test_segment_softmax_matches_masked_softmax_on_hard_cases(x64):
 
 
 @pytest.mark.parametrize("x64", [False, True])
-@pytest.mark.parametrize("case", ["trailing_padding", "all_masked", "one_step", "no_mask"])
+@pytest.mark.parametrize(
+    "case", ["trailing_padding", "all_masked", "one_step", "no_mask", "few_used_steps"]
+)
 def test_bigru_loop_and_its_gradient_equal_the_previous_scans(case, x64):
     """The loop runs only to the last unmasked position, projects inside, and has a hand-written
     gradient: outputs and gradients (inputs, both projections, both directions) must equal two
     autodiffed masked scans, also where whole trailing columns or every position are masked.
+    "few_used_steps" (5 of 12) takes the weight gradients over chunks of 4 steps up to the last
+    used one, the last chunk partly past it; the others over all steps (or no chunk at all).
     (Packed rows with segments: `test_packed_han_equals_previous_padded_path`.)"""
     rng = np.random.default_rng(13)
-    rows, time, hidden, d_in = 5, 1 if case == "one_step" else 9, 3, 4
+    time = {"one_step": 1, "few_used_steps": 12}.get(case, 9)
+    rows, hidden, d_in = 5, 3, 4
     mask = rng.random((rows, time)) < 0.8
     mask[:, 0] = True
     if case == "trailing_padding":
@@ -262,6 +267,9 @@ def test_bigru_loop_and_its_gradient_equal_the_previous_scans(case, x64):
         mask[1, 2] = False
     elif case == "all_masked":
         mask[:] = False
+    elif case == "few_used_steps":
+        mask[:, 5:] = False
+        mask[2, 3:] = False
     with jax.enable_x64(x64):
         dtype = jnp.float64 if x64 else jnp.float32
 

@@ -23,10 +23,13 @@ tests/test_models_packed.py). Measured in CPU time on `yahoo_answers_10k` batche
 autodiffed `lax.scan` it replaced: word level (80 packed rows) 60 -> 43 ms, sentence level
 (64 documents, at most 8 sentences) 33 -> 14 ms, a FLAN-rnn batch (64 x 256 tokens, 180 used)
 207 -> 173 ms per forward and backward pass; the weight gradients as 2-d matmuls over the
-flattened steps (`_sum_of_outer_products`) took the HAN-rnn training step from 110 to 100 ms.
+flattened steps (`_used_step_products`) took the HAN-rnn training step from 110 to 100 ms, and
+taking them only over the steps used (the sentence level's 8-16 of 64 slots) ~5 ms more.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -202,7 +205,7 @@ def _direction_grad(d_out, dh, res, m, keep, kernel_hh):
 
 def _bigru_grad(saved, d_outs):
     """The forward loop in reverse, applying `_direction_grad` to both directions; the weight
-    gradients (and with `proj` the inputs') come after it, one matmul over all steps each."""
+    gradients (and with `proj` the inputs') come after it (`_used_step_products`)."""
     x, masks, (kf, bf, kb, bb), proj, (res_f, res_b) = saved
     time, rows, _ = x.shape
     hidden = kf.shape[0]
@@ -228,25 +231,78 @@ def _bigru_grad(saved, d_outs):
     init = (h0, h0, jnp.zeros((time, rows, 6 * hidden), x.dtype), zeros, zeros)
     _, _, dxp, dhp_f, dhp_b = jax.lax.fori_loop(0, n_used, body, init)
 
-    def weight_grads(res, dhp):
-        return _sum_of_outer_products(res[..., :hidden], dhp), jnp.sum(dhp, axis=(0, 1))
-
+    pairs = [(res_f, dhp_f), (res_b, dhp_b)]
+    if proj:
+        pairs.append((x, dxp))
+    products, sums, dx = _used_step_products(n_used, pairs, hidden, proj[0] if proj else None)
     d_masks = {k: None for k in masks}
-    d_params = (*weight_grads(res_f, dhp_f), *weight_grads(res_b, dhp_b))
+    d_params = (products[0], sums[0], products[1], sums[1])
     if not proj:
         return dxp, d_masks, d_params, ()
-    d_proj = (_sum_of_outer_products(x, dxp), jnp.sum(dxp, axis=(0, 1)))
-    return dxp @ proj[0].T, d_masks, d_params, d_proj
+    return dx, d_masks, d_params, (products[2], sums[2])
 
 
-def _sum_of_outer_products(a: jax.Array, b: jax.Array) -> jax.Array:
-    """a `[time, rows, p]`, b `[time, rows, q]` -> sum over time and rows of a^T b, `[p, q]`.
+def _chunk(time: int) -> int:
+    """Steps per matmul in `_used_step_products`: the largest of 16, 8, ..., 1 dividing time."""
+    return next(c for c in (16, 8, 4, 2, 1) if time % c == 0)
 
-    As one 2-d matmul over the flattened steps: the einsum "trp,trq->pq" made XLA transpose `a`
-    first (CPU: 7.0 ms instead of 4.4 ms for the word level's `[5120, 200] x [5120, 300]`).
+
+def _used_step_products(n_used, pairs, hidden, kernel_ih):
+    """Sums over the first n_used steps (all later steps are zero) of a^T b and of b, for
+    pairs (a `[time, rows, p]`, b `[time, rows, q]`): ([p, q] each, [q] each); and with
+    kernel_ih `[in, q]` the input gradient b @ kernel_ih^T `[time, rows, in]` of the last pair.
+
+    Residuals `[..., 5H]` (the first two pairs) contribute their first `hidden` columns, the
+    state. The products are 2-d matmuls over flattened steps (XLA transposed the inputs of a
+    `[time, rows]` einsum first: CPU 7.0 vs 4.4 ms for the word level's `[5120, 200] x
+    [5120, 300]`): over all steps when most are used (packed word rows), else over chunks of
+    `_chunk(time)` steps up to n_used only (the HAN sentence level uses 8-16 of its 64 slots,
+    where matmuls over all of them took 11 of the biGRU's 15 ms).
     """
-    a2, b2 = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
-    return jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ())))
+    time = pairs[0][1].shape[0]
+    args = (pairs, kernel_ih)
+    full = functools.partial(_step_products, hidden=hidden)
+    chunked = functools.partial(_chunked_step_products, n_used, hidden=hidden)
+    return jax.lax.cond(2 * n_used > time, full, chunked, *args)
+
+
+def _step_products(pairs, kernel_ih, *, hidden):
+    """`_used_step_products` over all steps."""
+    products, sums = [], []
+    for k, (a, b) in enumerate(pairs):
+        a2 = a.reshape(-1, a.shape[-1])[:, : hidden if k < 2 else None]
+        b2 = b.reshape(-1, b.shape[-1])
+        products.append(jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ()))))
+        sums.append(jnp.sum(b2, axis=0))
+    dx = None if kernel_ih is None else pairs[-1][1] @ kernel_ih.T
+    return products, sums, dx
+
+
+def _chunked_step_products(n_used, pairs, kernel_ih, *, hidden):
+    """`_used_step_products` over the chunks of steps up to n_used."""
+    time, rows = pairs[0][1].shape[:2]
+    c = _chunk(time)
+
+    def body(i, carry):
+        products, sums, dx = carry
+        piece = [tuple(jax.lax.dynamic_slice_in_dim(a, i * c, c) for a in ab) for ab in pairs]
+        p, s, d = _step_products(piece, kernel_ih, hidden=hidden)
+        if kernel_ih is not None:
+            dx = jax.lax.dynamic_update_slice_in_dim(dx, d, i * c, 0)
+        products = [x + y for x, y in zip(products, p, strict=True)]
+        return products, [x + y for x, y in zip(sums, s, strict=True)], dx
+
+    dtype = pairs[0][1].dtype
+    products = [
+        jnp.zeros((hidden if k < 2 else a.shape[-1], b.shape[-1]), dtype)
+        for k, (a, b) in enumerate(pairs)
+    ]
+    sums = [jnp.zeros((b.shape[-1],), dtype) for _, b in pairs]
+    dx = None
+    if kernel_ih is not None:
+        dx = jnp.zeros((time, rows, kernel_ih.shape[0]), dtype)
+    n_chunks = (n_used + c - 1) // c
+    return jax.lax.fori_loop(0, n_chunks, body, (products, sums, dx))
 
 
 _bigru.defvjp(_bigru_forward, _bigru_grad)
