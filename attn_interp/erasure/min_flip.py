@@ -26,7 +26,7 @@ def _flip_terms(z, alpha, mask, bias, predicted):
     return jnp.where(mask[..., None], t, 0.0)
 
 
-def _greedy_flip_counts(t, alpha, mask, predicted, host_sorts: bool):
+def _greedy_flip_counts(t, alpha, mask, predicted):
     """Per class c != y, the fewest removals (largest t first) that leave survivors with
     sum_T t < 0, or = 0 when c < y (argmax ties go to the first class). `[batch, classes]`,
     `items + 1` where no proper subset flips towards c.
@@ -39,7 +39,7 @@ def _greedy_flip_counts(t, alpha, mask, predicted, host_sorts: bool):
     valid = jnp.moveaxis(mask[..., None], 1, 2)  # [B, 1, n]
     t_cls = jnp.moveaxis(t, 1, 2)  # [B, C, n]
     # Only the sorted values are needed per class: a plain value sort, padding (-inf) last.
-    t_sorted = sort_descending_values(jnp.where(valid, t_cls, -jnp.inf), host_sorts)
+    t_sorted = sort_descending_values(jnp.where(valid, t_cls, -jnp.inf))
     t_sorted = jnp.where(jnp.isfinite(t_sorted), t_sorted, 0.0)
     rest = cumulative_sum(
         t_sorted, 2, True, exclusive=True
@@ -56,7 +56,7 @@ def _greedy_flip_counts(t, alpha, mask, predicted, host_sorts: bool):
     return jnp.where(jnp.arange(num_classes)[None, :] == predicted[:, None], n + 1, k_c)
 
 
-def _member_order(t_best, alpha, mask, host_sorts: bool):
+def _member_order(t_best, alpha, mask):
     """Removal order of the best class's minimum set: t descending, and among t = 0 the
     weightless items first (a tie needs a weighted survivor). `[batch, items]`."""
     if jnp.dtype(t_best.dtype).itemsize > 4:
@@ -66,7 +66,7 @@ def _member_order(t_best, alpha, mask, host_sorts: bool):
     # int32 keys: t = 0 maps to 0 and the smallest positive t to -2; -1 (-0.0) is unused.
     key = descending_keys(t_best, mask)
     key = jnp.where(mask & (t_best == 0) & (alpha <= 0), -1, key)
-    return ascending_order(key, host_sorts=host_sorts)
+    return ascending_order(key)
 
 
 def minimum_flip_set_from_z(
@@ -75,8 +75,6 @@ def minimum_flip_set_from_z(
     mask: jax.Array,
     bias: jax.Array,
     predicted: jax.Array,
-    *,
-    host_sorts: bool = True,
 ) -> tuple[jax.Array, jax.Array]:
     """Smallest set of items whose removal (with renormalisation) changes the affine decision.
 
@@ -90,7 +88,7 @@ def minimum_flip_set_from_z(
     """
     n = z.shape[1]
     t = _flip_terms(z, alpha, mask, bias, predicted)
-    k_c = _greedy_flip_counts(t, alpha, mask, predicted, host_sorts)
+    k_c = _greedy_flip_counts(t, alpha, mask, predicted)
     best_class = jnp.argmin(k_c, axis=1)
     k_best = jnp.min(k_c, axis=1)
     weighted = mask & (alpha > 0)
@@ -99,7 +97,7 @@ def minimum_flip_set_from_z(
     found = (k_best <= n) & ~bias_flips
     k_min = jnp.where(found, k_best, jnp.where(bias_flips, k_bias, -1)).astype(jnp.int32)
     t_best = jnp.take_along_axis(t, best_class[:, None, None], axis=2)[..., 0]  # [B, n]
-    rank = ranks_of(_member_order(t_best, alpha, mask, host_sorts))
+    rank = ranks_of(_member_order(t_best, alpha, mask))
     members = jnp.where(found[:, None], rank < k_best[:, None], bias_flips[:, None] & weighted)
     return k_min, members & mask
 

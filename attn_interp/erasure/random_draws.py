@@ -52,13 +52,11 @@ def valid_ranks(mask: jax.Array) -> jax.Array:
     return jnp.where(mask, jnp.cumsum(mask, axis=-1, dtype=jnp.int32) - 1, -1)
 
 
-def random_orderings(
-    mask: jax.Array, doc_ids: jax.Array, seed: int, num: int, *, host_sorts: bool = True
-) -> jax.Array:
+def random_orderings(mask: jax.Array, doc_ids: jax.Array, seed: int, num: int) -> jax.Array:
     """`num` uniform random orderings of each document's valid positions (padding last): the
     sorted `random_sort_keys`. mask `[batch, items]`, doc_ids int `[batch]`. Returns int32
     `[batch, num, items]`."""
-    return ascending_order(random_sort_keys(mask, doc_ids, seed, num), host_sorts=host_sorts)
+    return ascending_order(random_sort_keys(mask, doc_ids, seed, num))
 
 
 def comparison_uniforms(doc_ids: jax.Array, seed: int, num: int) -> jax.Array:

@@ -1,79 +1,88 @@
-"""Sorting for the orderings: stable argsorts and value sorts of int32 keys (numpy through a
-host callback on CPU, `jax.lax.sort` elsewhere), order-preserving int32 keys of floats, and
-descending / ascending orders with ties by position and padding last."""
+"""Sorting for the orderings, all inside XLA: stable argsorts and value sorts of int32 keys,
+order-preserving int32 keys of floats, and descending / ascending orders with ties by position and
+padding last.
+
+No host callbacks: JAX's persistent compilation cache does not store programs that call back into
+Python (the callback's address is part of the program), so a re-run would compile the erasure
+suite and the rank agreement again (~25 s per program under load). XLA:CPU's multi-operand sort
+calls a compiled comparator per comparison and is ~10x slower than numpy's for rows of hundreds of
+items; its single-operand sort of int32 is within ~2-3x of numpy's, so the CPU argsort is built
+from those (`radix_stable_argsort`), or from comparisons for short rows (`counting_stable_argsort`).
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+_COUNTING_MAX_ITEMS = 32  # [..., n, n] comparisons beat two sorts up to here (CPU)
+_RADIX_MAX_ITEMS = 1 << 15  # a 16-bit half key and a 15-bit position fit one positive int32
 
 
-def _host_sort(x) -> np.ndarray:
-    return np.sort(np.asarray(x), axis=-1)
-
-
-def _host_stable_argsort(key) -> np.ndarray:
-    # Key in the high half, position in the low half of one int64: a plain (SIMD) value sort of
-    # the packed numbers is exactly a stable argsort of the keys.
-    # In-place ufuncs: numpy's elision of temporaries walks the C stack for large arrays, which
-    # costs about 1 ms per operation once jaxlib's many shared objects are loaded.
-    packed = np.asarray(key).astype(np.int64)
-    np.left_shift(packed, 32, out=packed)
-    np.bitwise_or(packed, np.arange(packed.shape[-1], dtype=np.int64), out=packed)
-    packed.sort(axis=-1)
-    np.bitwise_and(packed, 0xFFFFFFFF, out=packed)
-    return packed.astype(np.int32)
-
-
-def _on_cpu_host(fn, x: jax.Array) -> jax.Array:
-    shape = jax.ShapeDtypeStruct(x.shape, jnp.int32)
-    return jax.pure_callback(fn, shape, x, vmap_method="expand_dims")
-
-
-def lax_sort_last_axis(x: jax.Array) -> jax.Array:
-    """`sort_last_axis` by `jax.lax.sort` (the path of non-CPU platforms)."""
+def sort_last_axis(x: jax.Array) -> jax.Array:
+    """Ascending sort of `x [..., items]` along its last axis (`jax.lax.sort`, one operand)."""
     return jax.lax.sort(x, dimension=x.ndim - 1)
 
 
+def _positions(key: jax.Array) -> jax.Array:
+    return jax.lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
+
+
 def lax_stable_argsort(key: jax.Array) -> jax.Array:
-    """`stable_argsort` by a two-operand `jax.lax.sort` of (key, position) (non-CPU platforms)."""
-    pos = jax.lax.broadcasted_iota(jnp.int32, key.shape, key.ndim - 1)
-    return jax.lax.sort((key, pos), dimension=key.ndim - 1, num_keys=1, is_stable=True)[1]
+    """`stable_argsort` by a two-operand `jax.lax.sort` of (key, position) (non-CPU platforms,
+    and CPU rows longer than 2**15 items)."""
+    pair = (key, _positions(key))
+    return jax.lax.sort(pair, dimension=key.ndim - 1, num_keys=1, is_stable=True)[1]
 
 
-def sort_last_axis(x: jax.Array, *, host_sorts: bool = True) -> jax.Array:
-    """Ascending sort of int32 `x [..., items]` along its last axis.
+def counting_stable_argsort(key: jax.Array) -> jax.Array:
+    """`stable_argsort` by counting: item i goes to rank #{j: key_j < key_i} + #{j < i: key_j =
+    key_i}; `[..., n, n]` comparisons, so only for short rows."""
+    ki, kj = key[..., :, None], key[..., None, :]
+    pos = jnp.arange(key.shape[-1])
+    before = (kj < ki) | ((kj == ki) & (pos[None, :] < pos[:, None]))
+    return ranks_of(jnp.sum(before, axis=-1, dtype=jnp.int32))  # ranks -> their inverse
 
-    With `host_sorts` on CPU the rows go to numpy's vectorised sort through `jax.pure_callback`
-    (XLA:CPU's sort is much slower for rows of hundreds of items, see
-    `experiments/benchmark_erasure.py`); other platforms, and `host_sorts=False`, use
-    `jax.lax.sort`. Both give the same (unique) result. `host_sorts` is fixed at trace time, so
-    jitted callers take it as a static argument.
 
-    `host_sorts=False` is for code run per device under `jax.shard_map` on several CPU devices:
-    each device would block one thread of XLA:CPU's shared pool inside its callback while the
-    callback's own input transfer waits for a free thread of that pool (a deadlock when
-    devices >= threads).
+def radix_stable_argsort(key: jax.Array) -> jax.Array:
+    """`stable_argsort` by two single-operand int32 sorts (least significant half first).
+
+    Each pass sorts (16-bit half of the key << b) | slot, with b bits for a slot: the sorted
+    numbers are distinct and their low bits are a stable argsort by that half. The second pass
+    orders the slots of the first pass's order, so ties in the high half keep the low half's
+    order, and ties in both keep positions (LSD radix sort). Needs items <= 2**15.
     """
-    if not host_sorts:
-        return lax_sort_last_axis(x)
-    return jax.lax.platform_dependent(
-        x, cpu=lambda v: _on_cpu_host(_host_sort, v), default=lax_sort_last_axis
-    )
+    n = key.shape[-1]
+    if n > _RADIX_MAX_ITEMS:
+        raise ValueError(
+            f"radix_stable_argsort takes rows of <= {_RADIX_MAX_ITEMS} items, got {n}."
+        )
+    bits = max(1, (n - 1).bit_length())
+    low = jnp.int32((1 << bits) - 1)
+    unsigned = key ^ jnp.int32(-(2**31))  # the same order, read as unsigned bit patterns
+    slots = _positions(key)
+    by_low = sort_last_axis(((unsigned & 0xFFFF) << bits) | slots) & low
+    high = jnp.take_along_axis(jax.lax.shift_right_logical(unsigned, 16), by_low, axis=-1)
+    return jnp.take_along_axis(by_low, sort_last_axis((high << bits) | slots) & low, axis=-1)
 
 
-def stable_argsort(key: jax.Array, *, host_sorts: bool = True) -> jax.Array:
+def _cpu_stable_argsort(key: jax.Array) -> jax.Array:
+    n = key.shape[-1]
+    if n <= _COUNTING_MAX_ITEMS:
+        return counting_stable_argsort(key)
+    if n <= _RADIX_MAX_ITEMS:
+        return radix_stable_argsort(key)
+    return lax_stable_argsort(key)
+
+
+def stable_argsort(key: jax.Array) -> jax.Array:
     """Positions of an ascending stable sort of int32 `key [..., items]` (ties by position).
 
-    With `host_sorts` on CPU: numpy through `jax.pure_callback` (see `sort_last_axis`); elsewhere
-    `lax_stable_argsort`. Returns int32 `[..., items]`.
+    On CPU `counting_stable_argsort` (up to 32 items) or `radix_stable_argsort`; elsewhere
+    `lax_stable_argsort`. All give the same (unique) result. Returns int32 `[..., items]`.
     """
-    if not host_sorts:
-        return lax_stable_argsort(key)
-    return jax.lax.platform_dependent(
-        key, cpu=lambda v: _on_cpu_host(_host_stable_argsort, v), default=lax_stable_argsort
-    )
+    key = key.astype(jnp.int32)
+    return jax.lax.platform_dependent(key, cpu=_cpu_stable_argsort, default=lax_stable_argsort)
 
 
 def _float_key(x: jax.Array) -> jax.Array:
@@ -82,7 +91,7 @@ def _float_key(x: jax.Array) -> jax.Array:
     return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
 
 
-def sort_descending_values(x: jax.Array, host_sorts: bool) -> jax.Array:
+def sort_descending_values(x: jax.Array) -> jax.Array:
     """Values of `x [..., items]` sorted descending along the last axis.
 
     Float32 goes through an int32 sort of order-preserving keys (`sort_last_axis`: exact, and much
@@ -90,7 +99,7 @@ def sort_descending_values(x: jax.Array, host_sorts: bool) -> jax.Array:
     """
     if jnp.dtype(x.dtype).itemsize > 4:
         return -jnp.sort(-x, axis=-1)
-    key = sort_last_axis(_float_key(-x), host_sorts=host_sorts)
+    key = sort_last_axis(_float_key(-x))
     return -jax.lax.bitcast_convert_type(_float_key_inverse(key), jnp.float32).astype(x.dtype)
 
 
@@ -110,21 +119,21 @@ def descending_keys(scores: jax.Array, mask: jax.Array) -> jax.Array:
     return _float_key(key)
 
 
-def ascending_order(key: jax.Array, *, host_sorts: bool = True) -> jax.Array:
+def ascending_order(key: jax.Array) -> jax.Array:
     """Stable ascending argsort of int32 or float64 keys `[..., items]` -> int32 positions
     (`stable_argsort` for int32 keys; `jnp.argsort(stable=True)` for float keys)."""
     if jnp.issubdtype(key.dtype, jnp.integer):
-        return stable_argsort(key.astype(jnp.int32), host_sorts=host_sorts)
+        return stable_argsort(key)
     return jnp.argsort(key, axis=-1, stable=True).astype(jnp.int32)
 
 
-def descending_order(scores: jax.Array, mask: jax.Array, *, host_sorts: bool = True) -> jax.Array:
+def descending_order(scores: jax.Array, mask: jax.Array) -> jax.Array:
     """Stable descending argsort of `scores [..., items]`: ties keep position order, padding last.
 
     Returns int32 positions. Float32 (and narrower) scores are mapped to order-preserving int32 keys
     and go through `stable_argsort`; float64 scores use `jnp.argsort(stable=True)`.
     """
-    return ascending_order(descending_keys(scores, mask), host_sorts=host_sorts)
+    return ascending_order(descending_keys(scores, mask))
 
 
 def ranks_of(orders: jax.Array) -> jax.Array:

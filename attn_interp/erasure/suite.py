@@ -78,7 +78,6 @@ class _Spec(NamedTuple):
     min_flip: bool  # exact minimum flip set and gaps: affine head and config.minimum_flip_set
     r_given: tuple[bool, bool, bool]
     store_items: bool
-    host_sorts: bool  # numpy sort callbacks on CPU (off per device, see sorting.sort_last_axis)
     head_state: bool  # head is called as head(head_state, values, weights)
 
 
@@ -200,8 +199,7 @@ def _orderings(mask, doc_ids, extra_scores, base: _Base, singles: _Singles, spec
     score_keys = descending_keys(jnp.stack(rows, axis=1), mask[:, None, :])
     random_keys = random_sort_keys(mask, doc_ids, spec.seed, spec.num_random)
     orders = ascending_order(
-        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1),
-        host_sorts=spec.host_sorts,
+        jnp.concatenate([score_keys, random_keys.astype(score_keys.dtype)], axis=1)
     )
     row_of = {name: i for i, name in enumerate(names + spec.extra_names)}
     row_of.update({f"random{i}": len(row_of) + i for i in range(spec.num_random)})
@@ -360,9 +358,7 @@ def _suite_outputs(
     removals = _prefix_removals(values, mask, bias, orders, base, head, spec)
     k_min = None
     if spec.min_flip:
-        k_min, _ = minimum_flip_set_from_z(
-            base.z, base.alpha, mask, bias, base.y, host_sorts=spec.host_sorts
-        )
+        k_min, _ = minimum_flip_set_from_z(base.z, base.alpha, mask, bias, base.y)
     curves, (comp, suff) = _removal_curves(orders, removals, k_min, base, spec)
     docs = DocumentStats(
         doc_id=None,
@@ -409,10 +405,7 @@ def _output_layout(args, head, spec: _Spec) -> packing.Layout:
 def _per_device_kernel(mesh: Mesh, head, spec: _Spec):
     """`_suite_kernel` run by every device of `mesh` on its own rows (`jax.shard_map`).
 
-    Every result is per document, so no device talks to another: no collectives. Sorting uses
-    `jax.lax.sort` (`spec.host_sorts` is False): under plain SPMD partitioning the numpy sort
-    callbacks forced the whole batch onto one device, and on a CPU with as many devices as pool
-    threads every thread could end up waiting inside a callback (a deadlock).
+    Every result is per document, so no device talks to another: no collectives.
     """
     rows = P(parallel.DATA_AXIS)
     body = functools.partial(_packed_outputs, head=head, spec=spec)
@@ -501,7 +494,6 @@ def _build_spec(inputs: SuiteInputs, config: ErasureConfig, *, method, flags) ->
         min_flip=flags["has_affine"] and config.minimum_flip_set,
         r_given=flags["r_given"],
         store_items=config.store_item_arrays,
-        host_sorts=flags["devices"] == 1,
         head_state=flags["has_state"],
     )
 
