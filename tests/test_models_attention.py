@@ -122,6 +122,36 @@ def test_additive_attention_matches_formula():
         assert np.all(np.abs(p) <= bound) and np.any(np.abs(p) > bound / 4)
 
 
+@pytest.mark.parametrize("x64", [False, True])
+def test_additive_attention_and_its_gradients_equal_the_unflattened_layers(x64):
+    """Scores are computed on `[cells, dim]`: scores and kernel/bias/input gradients must equal
+    the layers applied to the `[rows, items, dim]` array, also for a 4-d input and one item."""
+    with jax.enable_x64(x64):
+        dtype = jnp.float64 if x64 else jnp.float32
+        layer = AdditiveAttention(6, rngs=nnx.Rngs(3), param_dtype=dtype)
+        rng = np.random.default_rng(4)
+        tol = dict(rtol=1e-12, atol=1e-13) if x64 else dict(rtol=1e-5, atol=1e-6)
+        for shape in [(3, 7, 6), (2, 3, 4, 6), (1, 1, 6)]:
+            values = jnp.asarray(rng.normal(size=shape), dtype)
+            weights = jnp.asarray(rng.normal(size=shape[:-1]), dtype)
+
+            def loss(layer, values, unflattened, weights=weights):
+                if unflattened:
+                    proj = layer.projection(values)
+                    scores = layer.context(jnp.tanh(proj))[..., 0]
+                else:
+                    scores = layer(values)
+                return jnp.sum(jnp.sin(scores) * weights), scores
+
+            grad = nnx.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+            (_, got), g_got = grad(layer, values, False)
+            (_, want), g_want = grad(layer, values, True)
+            assert got.shape == shape[:-1] and got.dtype == dtype
+            np.testing.assert_allclose(got, want, **tol)
+            for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_want), strict=True):
+                np.testing.assert_allclose(a, b, **tol)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -79,5 +79,10 @@ class AdditiveAttention(nnx.Module):
         )
 
     def __call__(self, values: jax.Array) -> jax.Array:
-        """values `[..., items, dim]` -> unnormalised scores `[..., items]`."""
-        return self.context(jnp.tanh(self.projection(values)))[..., 0]
+        """values `[..., items, dim]` -> unnormalised scores `[..., items]`.
+
+        Computed on values flattened to `[cells, dim]`, so that the kernels' gradients are 2-d
+        matmuls over the cells (on a `[rows, items, dim]` array XLA contracted over two axes).
+        """
+        flat = values.reshape(-1, values.shape[-1])
+        return self.context(jnp.tanh(self.projection(flat))).reshape(values.shape[:-1])
