@@ -231,10 +231,10 @@ def _bigru_grad(saved, d_outs):
     init = (h0, h0, jnp.zeros((time, rows, 6 * hidden), x.dtype), zeros, zeros)
     _, _, dxp, dhp_f, dhp_b = jax.lax.fori_loop(0, n_used, body, init)
 
-    pairs = [(res_f, dhp_f), (res_b, dhp_b)]
+    pairs = [(res_f[..., :hidden], dhp_f), (res_b[..., :hidden], dhp_b)]  # the state h
     if proj:
         pairs.append((x, dxp))
-    products, sums, dx = _used_step_products(n_used, pairs, hidden, proj[0] if proj else None)
+    products, sums, dx = _used_step_products(n_used, pairs, proj[0] if proj else None)
     d_masks = {k: None for k in masks}
     d_params = (products[0], sums[0], products[1], sums[1])
     if not proj:
@@ -247,30 +247,27 @@ def _chunk(time: int) -> int:
     return next(c for c in (16, 8, 4, 2, 1) if time % c == 0)
 
 
-def _used_step_products(n_used, pairs, hidden, kernel_ih):
+def _used_step_products(n_used, pairs, kernel_ih):
     """Sums over the first n_used steps (all later steps are zero) of a^T b and of b, for
     pairs (a `[time, rows, p]`, b `[time, rows, q]`): ([p, q] each, [q] each); and with
     kernel_ih `[in, q]` the input gradient b @ kernel_ih^T `[time, rows, in]` of the last pair.
 
-    Residuals `[..., 5H]` (the first two pairs) contribute their first `hidden` columns, the
-    state. The products are 2-d matmuls over flattened steps (XLA transposed the inputs of a
+    The products are 2-d matmuls over flattened steps (XLA transposed the inputs of a
     `[time, rows]` einsum first: CPU 7.0 vs 4.4 ms for the word level's `[5120, 200] x
     [5120, 300]`): over all steps when most are used (packed word rows), else over chunks of
     `_chunk(time)` steps up to n_used only (the HAN sentence level uses 8-16 of its 64 slots,
     where matmuls over all of them took 11 of the biGRU's 15 ms).
     """
     time = pairs[0][1].shape[0]
-    args = (pairs, kernel_ih)
-    full = functools.partial(_step_products, hidden=hidden)
-    chunked = functools.partial(_chunked_step_products, n_used, hidden=hidden)
-    return jax.lax.cond(2 * n_used > time, full, chunked, *args)
+    chunked = functools.partial(_chunked_step_products, n_used)
+    return jax.lax.cond(2 * n_used > time, _step_products, chunked, pairs, kernel_ih)
 
 
-def _step_products(pairs, kernel_ih, *, hidden):
+def _step_products(pairs, kernel_ih):
     """`_used_step_products` over all steps."""
     products, sums = [], []
-    for k, (a, b) in enumerate(pairs):
-        a2 = a.reshape(-1, a.shape[-1])[:, : hidden if k < 2 else None]
+    for a, b in pairs:
+        a2 = a.reshape(-1, a.shape[-1])
         b2 = b.reshape(-1, b.shape[-1])
         products.append(jax.lax.dot_general(a2, b2, (((0,), (0,)), ((), ()))))
         sums.append(jnp.sum(b2, axis=0))
@@ -278,7 +275,7 @@ def _step_products(pairs, kernel_ih, *, hidden):
     return products, sums, dx
 
 
-def _chunked_step_products(n_used, pairs, kernel_ih, *, hidden):
+def _chunked_step_products(n_used, pairs, kernel_ih):
     """`_used_step_products` over the chunks of steps up to n_used."""
     time, rows = pairs[0][1].shape[:2]
     c = _chunk(time)
@@ -286,17 +283,14 @@ def _chunked_step_products(n_used, pairs, kernel_ih, *, hidden):
     def body(i, carry):
         products, sums, dx = carry
         piece = [tuple(jax.lax.dynamic_slice_in_dim(a, i * c, c) for a in ab) for ab in pairs]
-        p, s, d = _step_products(piece, kernel_ih, hidden=hidden)
+        p, s, d = _step_products(piece, kernel_ih)
         if kernel_ih is not None:
             dx = jax.lax.dynamic_update_slice_in_dim(dx, d, i * c, 0)
         products = [x + y for x, y in zip(products, p, strict=True)]
         return products, [x + y for x, y in zip(sums, s, strict=True)], dx
 
     dtype = pairs[0][1].dtype
-    products = [
-        jnp.zeros((hidden if k < 2 else a.shape[-1], b.shape[-1]), dtype)
-        for k, (a, b) in enumerate(pairs)
-    ]
+    products = [jnp.zeros((a.shape[-1], b.shape[-1]), dtype) for a, b in pairs]
     sums = [jnp.zeros((b.shape[-1],), dtype) for _, b in pairs]
     dx = None
     if kernel_ih is not None:
