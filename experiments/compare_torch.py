@@ -8,9 +8,10 @@ does: shape ladder, HAN packed). Checks (dropout off, first batch): both losses 
 turns (which goes first alternates), so machine load hits both alike; JAX's first call of each
 shape is timed separately as compilation. A step is the mean over the sampled batches of one
 round; rounds give min and median. Also reported: the ratio of CPU time (this process, all
-threads: XLA's pool for JAX, one thread for PyTorch) per round, median over rounds. It moves less
-with the machine's load than wall time, since a 2-thread XLA step waits for whichever thread the
-scheduler parked; it charges JAX for both of its threads, so it is the stricter comparison.
+threads: XLA's pool for JAX, `--torch_threads` for PyTorch) per round, median over rounds. It
+moves less with the machine's load than wall time, since a 2-thread XLA step waits for whichever
+thread the scheduler parked; against one PyTorch thread it charges JAX for both of its threads,
+so it is the stricter comparison there.
 """
 
 from __future__ import annotations
