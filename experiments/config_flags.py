@@ -15,8 +15,8 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from absl import flags
 
@@ -224,27 +224,35 @@ def define_training_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
         fv,
         prefix="word2vec_",
         skip=_WORD2VEC_FIXED,
+        preset_defaults=True,
         extra_help={
             f.name: "(with --embeddings=word2vec)" for f in dataclasses.fields(Word2VecConfig)
         },
     )
 
 
-def word2vec_from_flags(fv: flags.FlagValues = flags.FLAGS):
-    """The word2vec settings of the --word2vec_* flags (dim follows the model's embed_dim)."""
-    from attn_interp.embeddings import Word2VecConfig
+class TrainingSettings(NamedTuple):
+    """What the training flags give for one model: `TrainConfig`, the model fields to override
+    (dropouts, sizes) and the word2vec settings (used when `train.embeddings` is "word2vec")."""
 
-    return Word2VecConfig(
-        **config_values(Word2VecConfig, fv, prefix="word2vec_", skip=_WORD2VEC_FIXED)
-    )
+    train: Any
+    model_overrides: dict[str, Any]
+    word2vec: Any
+
+
+def _given(fv: flags.FlagValues, names: Iterable[str], prefix: str = "") -> dict[str, Any]:
+    """{name: value} of the flags `prefix + name` that are set (None = keep the preset's)."""
+    values = {n: fv[prefix + n].value for n in names}
+    return {n: tuple(v) if isinstance(v, list) else v for n, v in values.items() if v is not None}
 
 
 def training_settings(
     fv: flags.FlagValues, dataset: str, arch: str, train_docs: int, base: Mapping[str, Any] = ()
-):
-    """(TrainConfig, model overrides) of `arch` on `dataset`: the preset (--preset family, else
-    chosen from the dataset and its `train_docs`), then `base` (launcher defaults such as smoke
-    mode's), then every training flag given on the command line."""
+) -> TrainingSettings:
+    """The settings of `arch` on `dataset`: the preset (--preset family, else chosen from the
+    dataset and its `train_docs`), then `base` (launcher defaults such as smoke mode's), then every
+    training and --word2vec_* flag given on the command line."""
+    from attn_interp.embeddings import Word2VecConfig
     from attn_interp.train.config import TrainConfig, paper_preset, preset_for, scale_batch
 
     if fv["preset"].value:
@@ -253,13 +261,15 @@ def training_settings(
         preset = preset_for(dataset, arch, train_docs=train_docs, paper=fv["paper_hparams"].value)
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     chosen = dict(base)
-    chosen.update(
-        {n: fv[n].value for n in (*train_names, *MODEL_FIELDS) if fv[n].value is not None}
-    )
+    chosen.update(_given(fv, (*train_names, *MODEL_FIELDS)))
     train_cfg = dataclasses.replace(
         preset.train, **{k: v for k, v in chosen.items() if k in train_names}
     )
     train_cfg = scale_batch(train_cfg, fv["batch_scale"].value)
     model_overrides = dataclasses.asdict(preset.dropouts)
     model_overrides.update({k: v for k, v in chosen.items() if k in MODEL_FIELDS})
-    return train_cfg, model_overrides
+    w2v_names = [
+        f.name for f in dataclasses.fields(Word2VecConfig) if f.name not in _WORD2VEC_FIXED
+    ]
+    word2vec = dataclasses.replace(preset.word2vec, **_given(fv, w2v_names, prefix="word2vec_"))
+    return TrainingSettings(train_cfg, model_overrides, word2vec)

@@ -185,7 +185,7 @@ def _brief(diffs: list[str], n: int = 3) -> str:
 
 
 def train_settings(data_cfg, loaded, arch: str, *, smoke: bool):
-    """(TrainConfig, model overrides) of one model: the preset, smoke mode's small settings, then
+    """`config_flags.TrainingSettings` of one model: the preset, smoke mode's small settings, then
     the training flags given on the command line (shared with `experiments.train`)."""
     base = {"progress": not smoke}
     if smoke:
@@ -202,12 +202,12 @@ def train_stage(data_cfg, loaded, arch: str, run_dir: str, *, smoke: bool, min_c
     from attn_interp.run_dirs import RunDir
     from attn_interp.train.run import requested_run, train_and_evaluate
 
-    train_cfg, overrides = train_settings(data_cfg, loaded, arch, smoke=smoke)
+    train_cfg, overrides, word2vec = train_settings(data_cfg, loaded, arch, smoke=smoke)
     label = f"train {arch} on {data_cfg.corpus_name}"
     request = dict(
         arch=arch,
         model_overrides=overrides,
-        word2vec=config_flags.word2vec_from_flags(flags.FLAGS),
+        word2vec=word2vec,
         embeddings_corpus=flags.FLAGS.embeddings_corpus,
         min_count=min_count,
     )
@@ -314,7 +314,7 @@ def other_seed_stage(data_cfg, loaded, arch: str, workdir: str, *, smoke: bool, 
     'other seed' baseline; None when `arch` is not in --other_seed_models."""
     if arch not in _OTHER_SEED_MODELS.value:
         return None
-    seed = train_settings(data_cfg, loaded, arch, smoke=smoke)[0].seed
+    seed = train_settings(data_cfg, loaded, arch, smoke=smoke).train.seed
     from attn_interp.run_dirs import JobDir
 
     run_dir = JobDir(workdir).other_seed_run(data_cfg.corpus_name, arch).path

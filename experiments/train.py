@@ -43,12 +43,11 @@ def train_docs(data_cfg: DataConfig) -> int:
 
 
 def configs_from_flags(fv: flags.FlagValues = flags.FLAGS):
-    """(data_cfg, train_cfg, model_overrides) from parsed flags; None-valued flags keep presets."""
+    """(data_cfg, `config_flags.TrainingSettings`) from parsed flags; None-valued flags keep
+    presets."""
     data_cfg = config_flags.data_config_from_flags(fv)
-    train_cfg, model_overrides = config_flags.training_settings(
-        fv, fv.dataset, fv.model, train_docs(data_cfg)
-    )
-    return data_cfg, train_cfg, model_overrides
+    settings = config_flags.training_settings(fv, fv.dataset, fv.model, train_docs(data_cfg))
+    return data_cfg, settings
 
 
 def define_parallel_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -90,19 +89,19 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
     """Trains and tests per the parsed flags; returns (and prints) the final.json content."""
     if not fv.workdir:
         raise app.UsageError("--workdir is required (the run folder).")
-    data_cfg, train_cfg, model_overrides = configs_from_flags(fv)
-    logging.info("train config: %s", train_cfg)
+    data_cfg, settings = configs_from_flags(fv)
+    logging.info("train config: %s", settings.train)
     mesh = mesh_from_flags(fv)
     if mesh is not None:
         logging.info("data parallel over %d devices", parallel.data_size(mesh))
     with parallel.use_mesh(mesh):
         final = train_and_evaluate(
             data_cfg,
-            train_cfg,
+            settings.train,
             fv.workdir,
             arch=fv.model,
-            model_overrides=model_overrides,
-            word2vec=config_flags.word2vec_from_flags(fv),
+            model_overrides=settings.model_overrides,
+            word2vec=settings.word2vec,
             embeddings_corpus=fv.embeddings_corpus,
             min_count=fv.min_count,
         )

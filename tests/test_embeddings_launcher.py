@@ -78,3 +78,25 @@ def test_word2vec_initialises_the_model_and_is_reused(tmp_path):
 
     other = _launch(tmp_path / "again", files, cache, "flan_conv")
     assert other["word2vec_reused"] and other["word2vec_vectors"] == final["word2vec_vectors"]
+
+
+def _settings(arch, *args, train_docs=7000):
+    from experiments import config_flags
+
+    fv = flags.FlagValues()
+    config_flags.define_training_flags(fv)
+    fv(["train", *args])
+    return config_flags.training_settings(fv, "yahoo_answers_10k", arch, train_docs)
+
+
+def test_word2vec_flags_default_to_the_preset_and_override_it():
+    han = _settings("han_rnn")  # small corpus: HAN-rnn's own preset, skip-gram vectors
+    assert han.train.embeddings == "word2vec" and han.word2vec == Word2VecConfig(skip_gram=True)
+    assert han.model_overrides["sentence_dropout"] == 0.478
+    cbow = _settings("han_rnn", "--noword2vec_skip_gram", "--word2vec_epochs=3")
+    assert cbow.word2vec == Word2VecConfig(skip_gram=False, epochs=3)
+    assert _settings("han_rnn", "--embeddings=random").train.embeddings == "random"
+    flan = _settings("flan_conv", "--word2vec_window=2")
+    assert flan.train.embeddings == "random" and flan.word2vec == Word2VecConfig(window=2)
+    large = _settings("han_rnn", train_docs=50_000)  # the paper's table: CBOW
+    assert large.word2vec == Word2VecConfig() and large.model_overrides["sentence_dropout"] == 0.22

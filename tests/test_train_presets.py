@@ -4,8 +4,10 @@ import dataclasses
 
 import pytest
 
+from attn_interp.embeddings import Word2VecConfig
 from attn_interp.train.config import (
     SMALL_CORPUS_ADJUSTMENT,
+    SMALL_CORPUS_ARCH_ADJUSTMENT,
     SMALL_CORPUS_MAX_TRAIN_DOCS,
     is_small_corpus,
     paper_preset,
@@ -13,19 +15,42 @@ from attn_interp.train.config import (
 )
 
 
+def _unchanged_fields(paper, tuned, changed):
+    """Every TrainConfig field outside `changed` keeps the paper's row for the dataset family."""
+    others = {f.name for f in dataclasses.fields(paper.train)} - set(changed)
+    for field in others:
+        assert getattr(tuned.train, field) == getattr(paper.train, field), field
+
+
 @pytest.mark.parametrize("name", ["yahoo_answers_10k", "my_complaints", "imdb_50k"])
-def test_small_training_split_gets_the_adjustment_whatever_the_name(name):
-    paper = paper_preset(name, "han_rnn")
-    tuned = preset_for(name, "han_rnn", train_docs=7000)
+@pytest.mark.parametrize("arch", ["flan_conv", "han_conv"])
+def test_small_training_split_gets_the_adjustment_whatever_the_name(name, arch):
+    paper = paper_preset(name, arch)
+    tuned = preset_for(name, arch, train_docs=7000)
     for field, value in SMALL_CORPUS_ADJUSTMENT.items():
         assert getattr(tuned.train, field) == value
     assert tuned.train.learning_rate != paper.train.learning_rate
     assert (paper.train.embeddings, tuned.train.embeddings) == ("word2vec", "random")
-    # everything else stays the paper's row for the dataset family
-    others = {f.name for f in dataclasses.fields(paper.train)} - set(SMALL_CORPUS_ADJUSTMENT)
-    for field in others:
-        assert getattr(tuned.train, field) == getattr(paper.train, field), field
+    _unchanged_fields(paper, tuned, SMALL_CORPUS_ADJUSTMENT)
     assert tuned.dropouts == paper.dropouts
+    assert tuned.word2vec == paper.word2vec == Word2VecConfig()
+
+
+@pytest.mark.parametrize("name", ["yahoo_answers_10k", "my_complaints"])
+def test_han_rnn_small_corpus_uses_its_validation_chosen_configuration(name):
+    paper = paper_preset(name, "han_rnn")
+    tuned = preset_for(name, "han_rnn", train_docs=7000)
+    own = SMALL_CORPUS_ARCH_ADJUSTMENT["han_rnn"]
+    # configuration 3 of the README's random search: skip-gram vectors, its lr and dropouts
+    assert (tuned.train.learning_rate, tuned.train.embeddings) == (1.94e-3, "word2vec")
+    assert dataclasses.astuple(tuned.dropouts) == (0.336, 0.478, 0.432)
+    assert tuned.word2vec == Word2VecConfig(skip_gram=True) == own.word2vec
+    # the size-based epochs and patience still come from the generic adjustment
+    assert (tuned.train.epochs, tuned.train.patience) == (8, 2)
+    _unchanged_fields(paper, tuned, {*SMALL_CORPUS_ADJUSTMENT, *own.train})
+    # large corpora and --paper_hparams keep the paper's CBOW vectors and dropouts
+    large = preset_for(name, "han_rnn", train_docs=SMALL_CORPUS_MAX_TRAIN_DOCS)
+    assert large == paper and large.word2vec == Word2VecConfig()
 
 
 def test_threshold_and_overrides():

@@ -90,8 +90,10 @@ class GensimTrainer:
             import gensim
         except ImportError as err:
             raise ImportError(
-                "--embeddings=word2vec needs gensim: install the optional extra with "
-                f"`pip install -e '.[{GENSIM_EXTRA}]'` (or `pip install gensim`)."
+                "word2vec embeddings (--embeddings=word2vec; the default of the paper's presets "
+                "and of HAN-rnn on small corpora) need gensim: install the optional extra with "
+                f"`pip install -e '.[{GENSIM_EXTRA}]'` (or `pip install gensim`), or pass "
+                "--embeddings=random."
             ) from err
         self.revision = f"gensim {gensim.__version__}"
 
