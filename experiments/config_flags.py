@@ -20,6 +20,10 @@ from typing import Any, NamedTuple
 
 from absl import flags
 
+if typing.TYPE_CHECKING:  # the launchers import the library lazily, after parsing flags
+    from attn_interp.embeddings import Word2VecConfig
+    from attn_interp.train.config import TrainConfig
+
 # Model fields a launcher may override (the rest follow from the data and the architecture).
 MODEL_FIELDS = (
     "embed_dim",
@@ -235,9 +239,9 @@ class TrainingSettings(NamedTuple):
     """What the training flags give for one model: `TrainConfig`, the model fields to override
     (dropouts, sizes) and the word2vec settings (used when `train.embeddings` is "word2vec")."""
 
-    train: Any
+    train: TrainConfig
     model_overrides: dict[str, Any]
-    word2vec: Any
+    word2vec: Word2VecConfig
 
 
 def _given(fv: flags.FlagValues, names: Iterable[str], prefix: str = "") -> dict[str, Any]:
