@@ -135,19 +135,15 @@ def define_config_flags(
     return names
 
 
-def config_values(
-    cls: type, fv: flags.FlagValues, *, prefix: str = "", skip: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """{field: value} of the flags `define_config_flags` made for `cls` (lists become tuples)."""
-    values = {}
-    for field in dataclasses.fields(cls):
-        if field.name in skip:
-            continue
-        value = fv[prefix + field.name].value
-        if isinstance(value, list):
-            value = tuple(float(x) for x in value)
-        values[field.name] = value
-    return values
+def flag_values(fv: flags.FlagValues, names: Iterable[str], *, prefix: str = "") -> dict[str, Any]:
+    """{name: value} of the flags `prefix + name` (list flags become tuples of floats)."""
+    values = {n: fv[prefix + n].value for n in names}
+    return {n: tuple(float(x) for x in v) if isinstance(v, list) else v for n, v in values.items()}
+
+
+def config_values(cls: type, fv: flags.FlagValues) -> dict[str, Any]:
+    """{field: value} of the flags `define_config_flags` made for `cls`."""
+    return flag_values(fv, (f.name for f in dataclasses.fields(cls)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,9 +241,8 @@ class TrainingSettings(NamedTuple):
 
 
 def _given(fv: flags.FlagValues, names: Iterable[str], prefix: str = "") -> dict[str, Any]:
-    """{name: value} of the flags `prefix + name` that are set (None = keep the preset's)."""
-    values = {n: fv[prefix + n].value for n in names}
-    return {n: tuple(v) if isinstance(v, list) else v for n, v in values.items() if v is not None}
+    """`flag_values` of the flags that are set (None = keep the preset's value)."""
+    return {n: v for n, v in flag_values(fv, names, prefix=prefix).items() if v is not None}
 
 
 def training_settings(
